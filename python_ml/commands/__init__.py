@@ -1,0 +1,1 @@
+"""Subcommands of ``musicbox``; each module exposes ``register(subparsers)``."""
