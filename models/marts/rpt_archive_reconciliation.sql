@@ -1,0 +1,89 @@
+-- One row per landed archive: its non-blank lines as counted by landing, and
+-- how many became valid rows and rejected rows. The two must add up; the
+-- test on is_reconciled fails the build when a line went missing.
+with
+
+landed_archives as (
+
+    select * from {{ ref('stg_app_logs__landed_archives') }}
+
+),
+
+plays as (
+
+    select * from {{ ref('stg_app_logs__plays') }}
+
+),
+
+downloads as (
+
+    select * from {{ ref('stg_app_logs__downloads') }}
+
+),
+
+searches as (
+
+    select * from {{ ref('stg_app_logs__searches') }}
+
+),
+
+parsed_lines as (
+
+    select archive_name, is_valid from plays
+
+    union all
+
+    select archive_name, is_valid from downloads
+
+    union all
+
+    select archive_name, is_valid from searches
+
+),
+
+parsed_counts as (
+
+    select
+        archive_name,
+        count_if(is_valid) as valid_row_count,
+        count_if(not is_valid) as rejected_row_count
+
+    from parsed_lines
+
+    group by 1
+
+),
+
+reconciled as (
+
+    select
+        -- ids
+        landed_archives.archive_name,
+
+        -- strings
+        landed_archives.event_type as log_kind,
+
+        -- numerics
+        landed_archives.line_count,
+        landed_archives.blank_line_count,
+        landed_archives.line_count
+        - landed_archives.blank_line_count as non_blank_line_count,
+        coalesce(parsed_counts.valid_row_count, 0) as valid_row_count,
+        coalesce(parsed_counts.rejected_row_count, 0) as rejected_row_count,
+
+        -- booleans
+        landed_archives.line_count - landed_archives.blank_line_count
+        = coalesce(parsed_counts.valid_row_count, 0)
+        + coalesce(parsed_counts.rejected_row_count, 0) as is_reconciled,
+
+        -- dates
+        landed_archives.event_date
+
+    from landed_archives
+
+    left join parsed_counts
+        on landed_archives.archive_name = parsed_counts.archive_name
+
+)
+
+select * from reconciled

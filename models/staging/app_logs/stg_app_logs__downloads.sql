@@ -1,0 +1,77 @@
+-- One row per non-blank line of the download logs, checked against the data
+-- contract's rules in their order. Typed columns are filled for valid lines;
+-- a rejected line keeps its reason, archive and raw text.
+with
+
+source as (
+
+    select * from {{ source('app_logs', 'download_logs') }}
+
+),
+
+trimmed as (
+
+    select
+        archive_name,
+        line_number,
+        raw_line,
+        field_count,
+        {{ trim_whitespace('uid') }} as uid,
+        {{ trim_whitespace('device') }} as device,
+        {{ trim_whitespace('song_id') }} as song_id,
+        {{ trim_whitespace('song_name') }} as song_name,
+        {{ trim_whitespace('singer') }} as singer,
+        {{ trim_whitespace('paid_flag') }} as paid_flag
+
+    from source
+
+    where {{ trim_whitespace('raw_line') }} != ''
+
+),
+
+checked as (
+
+    select
+        *,
+        case
+            when field_count != 6 then 'malformed_line'
+            when
+                not {{ is_unsigned_bigint('uid') }}
+                or try_cast(uid as bigint) = 0
+                then 'invalid_uid'
+            when not {{ is_unsigned_bigint('song_id') }} then 'invalid_song_id'
+        end as rejection_reason
+
+    from trimmed
+
+),
+
+typed as (
+
+    select
+        -- ids
+        archive_name,
+        line_number,
+        try_cast(uid as bigint) as user_id,
+        nullif(try_cast(song_id as bigint), 0) as song_id,
+
+        -- strings
+        'download' as event_type,
+        nullif(lower(device), '') as device,
+        song_name,
+        singer,
+        paid_flag,
+        raw_line,
+        rejection_reason,
+
+        -- booleans
+        rejection_reason is null as is_valid,
+
+        -- dates
+        {{ event_date_from_archive('archive_name') }} as event_date
+
+    from checked
+
+)
+
+select * from typed
