@@ -9,7 +9,7 @@ The dbt project is the source of truth: the landing folder comes from the
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def _render(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_yaml(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)

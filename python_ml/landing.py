@@ -33,7 +33,9 @@ import pyarrow.parquet as pq
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE_NAME = re.compile(r"^(?P<date>\d{8})_(?P<part>\d+)_(?P<kind>play|down|search)\.log\.tar\.gz$")
+ARCHIVE_NAME = re.compile(
+    r"^(?P<date>\d{8})_(?P<part>\d+)_(?P<kind>play|down|search)\.log\.tar\.gz$"
+)
 
 # Archive suffix -> (landing folder, field names in delivered order).
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -104,7 +106,7 @@ UNSAFE_MEMBER = "unsafe_member"
 DUPLICATE_ARCHIVE_NAME = "duplicate_archive_name"
 
 
-class ArchiveRejected(Exception):
+class InvalidArchiveError(Exception):
     """An archive cannot be landed; ``reason`` is one of the rejection codes above."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -130,7 +132,7 @@ class LandingResult:
 
 def table_schema(kind: str) -> pa.Schema:
     """Return the parquet schema of one log kind's landed lines."""
-    folder, fields = KINDS[kind]
+    _, fields = KINDS[kind]
     return pa.schema(LINE_COLUMNS + [(name, pa.string()) for name in fields])
 
 
@@ -210,7 +212,7 @@ def read_member(path: Path) -> tuple[str, bytes]:
 
     Raises
     ------
-    ArchiveRejected
+    InvalidArchiveError
         When the file is not a complete gzip'd tar, holds no member or several,
         or its member is not a plain relative file name (absolute path, ``..``,
         link, device or directory), which could write outside the landing folder
@@ -220,35 +222,35 @@ def read_member(path: Path) -> tuple[str, bytes]:
         with tarfile.open(path, mode="r:gz") as archive:
             members = archive.getmembers()
             if not members:
-                raise ArchiveRejected(EMPTY_ARCHIVE, "the archive holds no member")
+                raise InvalidArchiveError(EMPTY_ARCHIVE, "the archive holds no member")
             if len(members) > 1:
                 names = ", ".join(member.name for member in members[:5])
-                raise ArchiveRejected(
+                raise InvalidArchiveError(
                     MULTIPLE_MEMBERS, f"{len(members)} members ({names}); expected one"
                 )
             member = members[0]
             check_member_is_safe(member)
             handle = archive.extractfile(member)
             if handle is None:
-                raise ArchiveRejected(UNSAFE_MEMBER, f"member {member.name!r} has no data")
+                raise InvalidArchiveError(UNSAFE_MEMBER, f"member {member.name!r} has no data")
             data = handle.read()
-    except ArchiveRejected:
+    except InvalidArchiveError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise ArchiveRejected(CORRUPT_ARCHIVE, f"cannot read as gzip'd tar: {error}") from error
+        raise InvalidArchiveError(CORRUPT_ARCHIVE, f"cannot read as gzip'd tar: {error}") from error
     return member.name, data
 
 
 def check_member_is_safe(member: tarfile.TarInfo) -> None:
-    """Raise ArchiveRejected unless the member is a regular file with a plain relative name."""
+    """Raise InvalidArchiveError unless the member is a regular file with a plain relative name."""
     name = member.name
     if not member.isreg():
         kind = "link" if (member.issym() or member.islnk()) else "non-regular entry"
-        raise ArchiveRejected(UNSAFE_MEMBER, f"member {name!r} is a {kind}, not a regular file")
+        raise InvalidArchiveError(UNSAFE_MEMBER, f"member {name!r} is a {kind}, not a regular file")
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        raise ArchiveRejected(UNSAFE_MEMBER, f"member {name!r} has an absolute path")
+        raise InvalidArchiveError(UNSAFE_MEMBER, f"member {name!r} has an absolute path")
     if ".." in re.split(r"[/\\]", name):
-        raise ArchiveRejected(UNSAFE_MEMBER, f"member {name!r} contains '..'")
+        raise InvalidArchiveError(UNSAFE_MEMBER, f"member {name!r} contains '..'")
 
 
 def file_sha256(path: Path) -> str:
@@ -297,17 +299,17 @@ def write_state(path: Path, schema: pa.Schema, rows: Iterable[dict]) -> None:
 
 
 def parse_archive_name(name: str) -> tuple[str, date, int]:
-    """Return (kind, date, part) from a delivered archive name or raise ArchiveRejected."""
+    """Return (kind, date, part) from a delivered archive name or raise InvalidArchiveError."""
     match = ARCHIVE_NAME.match(name)
     if not match:
-        raise ArchiveRejected(
+        raise InvalidArchiveError(
             INVALID_ARCHIVE_NAME,
             f"name does not match YYYYMMDD_<part>_<play|down|search>.log.tar.gz: {name!r}",
         )
     try:
         day = datetime.strptime(match["date"], "%Y%m%d").date()
     except ValueError as error:
-        raise ArchiveRejected(
+        raise InvalidArchiveError(
             INVALID_ARCHIVE_NAME, f"{match['date']!r} in {name!r} is not a calendar date"
         ) from error
     return match["kind"], day, int(match["part"])
@@ -391,7 +393,7 @@ def land(raw_dir: Path, landing: Path) -> LandingResult:
         name = path.name
         sha256 = file_sha256(path)
         if name in seen and seen[name] != sha256:
-            duplicate = ArchiveRejected(
+            duplicate = InvalidArchiveError(
                 DUPLICATE_ARCHIVE_NAME,
                 f"an archive of this name with other content was landed from {seen[name]}",
             )
@@ -407,7 +409,7 @@ def land(raw_dir: Path, landing: Path) -> LandingResult:
             continue
         try:
             row = land_archive(path, landing, sha256, now)
-        except ArchiveRejected as error:
+        except InvalidArchiveError as error:
             reject(result, rejected_state, path, sha256, now, error)
             continue
         seen[name] = str(path)
@@ -436,7 +438,7 @@ def reject(
     path: Path,
     sha256: str,
     now: datetime,
-    error: ArchiveRejected,
+    error: InvalidArchiveError,
 ) -> None:
     """Record a rejected archive and log it with its file name and reason."""
     logger.error("rejected archive %s: %s", path, error)

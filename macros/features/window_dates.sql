@@ -17,3 +17,8 @@
     {{ date_expression }} between date_sub({{ snapshot_date() }}, {{ days - 1 }})
     and {{ snapshot_date() }}
 {%- endmacro %}
+
+{#- True when a date lies in the whole feature window, from feature_window_start to the snapshot date. -#}
+{% macro is_in_feature_period(date_expression) -%}
+    {{ date_expression }} between {{ feature_window_start() }} and {{ snapshot_date() }}
+{%- endmacro %}

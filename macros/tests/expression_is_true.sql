@@ -1,5 +1,5 @@
 {#- Generic test: fails on rows where a boolean SQL expression over the model's columns is not true (false or NULL). -#}
-{% test expression_is_true(model, expression) %}
+{% test expression_is_true(model, expression, column_name=none) %}
 
 select *
 

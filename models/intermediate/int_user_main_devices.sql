@@ -21,7 +21,7 @@ device_counts as (
 
     where
         device is not null
-        and event_date between {{ feature_window_start() }} and {{ snapshot_date() }}
+        and {{ is_in_feature_period('event_date') }}
 
     group by 1, 2
 

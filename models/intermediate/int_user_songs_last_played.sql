@@ -23,7 +23,7 @@ last_played as (
     where
         event_type = 'play'
         and song_id is not null
-        and event_date between {{ feature_window_start() }} and {{ snapshot_date() }}
+        and {{ is_in_feature_period('event_date') }}
 
     group by 1, 2
 

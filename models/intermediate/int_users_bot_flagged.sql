@@ -19,7 +19,7 @@ feature_window_play_counts as (
 
     where
         event_type = 'play'
-        and event_date between {{ feature_window_start() }} and {{ snapshot_date() }}
+        and {{ is_in_feature_period('event_date') }}
 
     group by 1
 

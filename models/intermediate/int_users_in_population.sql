@@ -19,7 +19,7 @@ population as (
 
     from events
 
-    where event_date between {{ feature_window_start() }} and {{ snapshot_date() }}
+    where {{ is_in_feature_period('event_date') }}
 
     group by 1
 

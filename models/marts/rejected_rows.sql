@@ -82,7 +82,9 @@ identified as (
 
     select
         concat_ws(
-            ':', coalesce(source_path, archive_name), cast(line_number as string)
+            ':',
+            coalesce(source_path, archive_name),
+            cast(line_number as string)
         ) as rejected_row_id,
         *
 

@@ -1,6 +1,7 @@
 -- One row per landed archive: its non-blank lines as counted by landing, and
 -- how many became valid rows and rejected rows. The two must add up; the
--- test on is_reconciled fails the build when a line went missing.
+-- test on is_reconciled fails the build when a line went missing or when
+-- parsed lines belong to no landed archive.
 with
 
 landed_archives as (
@@ -29,15 +30,27 @@ searches as (
 
 parsed_lines as (
 
-    select archive_name, is_valid from plays
+    select
+        archive_name,
+        is_valid
+
+    from plays
 
     union all
 
-    select archive_name, is_valid from downloads
+    select
+        archive_name,
+        is_valid
+
+    from downloads
 
     union all
 
-    select archive_name, is_valid from searches
+    select
+        archive_name,
+        is_valid
+
+    from searches
 
 ),
 
@@ -58,7 +71,9 @@ reconciled as (
 
     select
         -- ids
-        landed_archives.archive_name,
+        coalesce(
+            landed_archives.archive_name, parsed_counts.archive_name
+        ) as archive_name,
 
         -- strings
         landed_archives.event_type as log_kind,
@@ -72,16 +87,19 @@ reconciled as (
         coalesce(parsed_counts.rejected_row_count, 0) as rejected_row_count,
 
         -- booleans
-        landed_archives.line_count - landed_archives.blank_line_count
-        = coalesce(parsed_counts.valid_row_count, 0)
-        + coalesce(parsed_counts.rejected_row_count, 0) as is_reconciled,
+        coalesce(
+            landed_archives.line_count - landed_archives.blank_line_count
+            = coalesce(parsed_counts.valid_row_count, 0)
+            + coalesce(parsed_counts.rejected_row_count, 0),
+            false
+        ) as is_reconciled,
 
         -- dates
         landed_archives.event_date
 
     from landed_archives
 
-    left join parsed_counts
+    full outer join parsed_counts
         on landed_archives.archive_name = parsed_counts.archive_name
 
 )

@@ -1,6 +1,6 @@
 -- One row per non-blank line of the download logs, checked against the data
--- contract's rules in their order. Typed columns are filled for valid lines;
--- a rejected line keeps its reason, archive and raw text.
+-- contract's rules in their order. Typed columns are filled for valid lines
+-- only; a rejected line keeps its reason, archive and raw text.
 with
 
 source as (
@@ -52,15 +52,15 @@ typed as (
         -- ids
         archive_name,
         line_number,
-        try_cast(uid as bigint) as user_id,
-        nullif(try_cast(song_id as bigint), 0) as song_id,
+        {{ if_valid('try_cast(uid as bigint)') }} as user_id,
+        {{ if_valid('nullif(try_cast(song_id as bigint), 0)') }} as song_id,
 
         -- strings
         'download' as event_type,
-        nullif(lower(device), '') as device,
-        song_name,
-        singer,
-        paid_flag,
+        {{ if_valid("nullif(lower(device), '')") }} as device,
+        {{ if_valid('song_name') }} as song_name,
+        {{ if_valid('singer') }} as singer,
+        {{ if_valid('paid_flag') }} as paid_flag,
         raw_line,
         rejection_reason,
 

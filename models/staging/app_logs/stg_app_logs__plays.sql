@@ -1,6 +1,6 @@
 -- One row per non-blank line of the play logs, checked against the data
--- contract's rules in their order. Typed columns are filled for valid lines;
--- a rejected line keeps its reason, archive and raw text.
+-- contract's rules in their order. Typed columns are filled for valid lines
+-- only; a rejected line keeps its reason, archive and raw text.
 with
 
 source as (
@@ -44,8 +44,12 @@ checked as (
                 then 'invalid_uid'
             when not {{ is_unsigned_bigint('song_id') }} then 'invalid_song_id'
             when
-                not (play_time = '' or {{ is_unsigned_bigint('play_time') }})
-                or not (song_length = '' or {{ is_unsigned_bigint('song_length') }})
+                not (
+                    play_time = '' or {{ is_unsigned_bigint('play_time') }}
+                )
+                or not (
+                    song_length = '' or {{ is_unsigned_bigint('song_length') }}
+                )
                 then 'invalid_duration'
         end as rejection_reason
 
@@ -59,22 +63,23 @@ typed as (
         -- ids
         archive_name,
         line_number,
-        try_cast(uid as bigint) as user_id,
-        nullif(try_cast(song_id as bigint), 0) as song_id,
+        {{ if_valid('try_cast(uid as bigint)') }} as user_id,
+        {{ if_valid('nullif(try_cast(song_id as bigint), 0)') }} as song_id,
 
         -- strings
         'play' as event_type,
-        nullif(lower(device), '') as device,
-        song_type,
-        song_name,
-        singer,
-        paid_flag,
+        {{ if_valid("nullif(lower(device), '')") }} as device,
+        {{ if_valid('song_type') }} as song_type,
+        {{ if_valid('song_name') }} as song_name,
+        {{ if_valid('singer') }} as singer,
+        {{ if_valid('paid_flag') }} as paid_flag,
         raw_line,
         rejection_reason,
 
         -- numerics
-        try_cast(nullif(play_time, '') as bigint) as play_time,
-        try_cast(nullif(song_length, '') as bigint) as song_length,
+        {{ if_valid("try_cast(nullif(play_time, '') as bigint)") }} as play_time,
+        {{ if_valid("try_cast(nullif(song_length, '') as bigint)") }}
+            as song_length,
 
         -- booleans
         rejection_reason is null as is_valid,

@@ -1,6 +1,6 @@
 -- One row per non-blank line of the search logs, checked against the data
--- contract's rules in their order. Typed columns are filled for valid lines;
--- a rejected line keeps its reason, archive and raw text.
+-- contract's rules in their order. Typed columns are filled for valid lines
+-- only; a rejected line keeps its reason, archive and raw text.
 with
 
 source as (
@@ -49,13 +49,13 @@ typed as (
         -- ids
         archive_name,
         line_number,
-        try_cast(uid as bigint) as user_id,
+        {{ if_valid('try_cast(uid as bigint)') }} as user_id,
 
         -- strings
         'search' as event_type,
-        nullif(lower(device), '') as device,
-        time_stamp as search_time_stamp,
-        search_query,
+        {{ if_valid("nullif(lower(device), '')") }} as device,
+        {{ if_valid('time_stamp') }} as search_time_stamp,
+        {{ if_valid('search_query') }} as search_query,
         raw_line,
         rejection_reason,
 
