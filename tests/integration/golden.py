@@ -38,13 +38,13 @@ def load_expected(expected_dir: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(expected_dir / name, keep_default_na=False, na_values=[""])
 
 
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def _same(expected: object, actual: object) -> bool:
-    expected_missing = expected is None or (isinstance(expected, float) and math.isnan(expected))
-    actual_missing = (
-        actual is None or actual is pd.NA or (isinstance(actual, float) and math.isnan(actual))
-    )
-    if expected_missing or actual_missing:
-        return expected_missing and actual_missing
+    if _is_missing(expected) or _is_missing(actual):
+        return _is_missing(expected) and _is_missing(actual)
     if isinstance(expected, (bool, str)) or isinstance(actual, (bool, str)):
         return str(expected).lower() == str(actual).lower()
     return math.isclose(float(expected), float(actual), rel_tol=1e-12, abs_tol=1e-9)
