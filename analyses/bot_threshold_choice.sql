@@ -3,7 +3,8 @@
 -- each, and where the configured bot_percentile cuts. Run with
 -- `dbt compile --select bot_threshold_choice` and paste the SQL, or open it
 -- in dbt docs.
-{%- set ranks = [0.5, 0.9, 0.99, 0.995, var('bot_percentile'), 0.9999] | unique | sort %}
+{%- set ranks = [0.5, 0.9, 0.99, 0.995, var('bot_percentile'), 0.9999] %}
+{%- set ranks = ranks | unique | sort %}
 with
 
 users_bot_flagged as (
@@ -16,7 +17,9 @@ percentile_counts as (
 
     select
         posexplode(
-            percentile(feature_window_play_count, array({{ ranks | join(', ') }}))
+            percentile(
+                feature_window_play_count, array({{ ranks | join(', ') }})
+            )
         ) as (rank_index, play_count_at_percentile)
 
     from users_bot_flagged
@@ -51,7 +54,8 @@ users_above as (
                 users_bot_flagged.feature_window_play_count,
                 0
             )
-        ) / sum(users_bot_flagged.feature_window_play_count) as play_share_above,
+        )
+        / sum(users_bot_flagged.feature_window_play_count) as play_share_above,
         percentile_counts.percentile_rank
         = {{ var('bot_percentile') }} as is_configured_cut
 
@@ -67,4 +71,4 @@ select *
 
 from users_above
 
-order by percentile_rank
+order by 1

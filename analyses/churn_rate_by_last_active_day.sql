@@ -39,4 +39,4 @@ select *
 
 from by_last_day
 
-order by last_event_date
+order by 1

@@ -65,4 +65,4 @@ select *
 
 from per_day
 
-order by event_date, event_type
+order by 1, 3

@@ -21,9 +21,10 @@
         identifier=identifier ~ '__dbt_backup', schema=schema, database=database, type='table'
     ) -%}
 
-    {#- Leftovers of an interrupted run. -#}
+    {#- Leftovers of an interrupted run, including files of a table that was never registered. -#}
     {% do adapter.drop_relation(new_relation) %}
     {% do adapter.drop_relation(backup_relation) %}
+    {% do remove_orphaned_location(new_relation) %}
 
     {{ run_hooks(pre_hooks) }}
 

@@ -1,10 +1,7 @@
 -- One row per population user: event counts per type and feature window,
 -- days since the last event of each type, and further activity features,
 -- all computed from events up to and including the snapshot date.
-{%- set count_measures = [] %}
-{%- for event_type in var('event_types') %}
-    {%- do count_measures.append(event_type ~ '_count') %}
-{%- endfor %}
+{%- set count_measures = event_count_measures() %}
 with
 
 population as (

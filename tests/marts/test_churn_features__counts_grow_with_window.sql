@@ -2,10 +2,7 @@
 -- decrease as the window grows. Returns each user, measure and pair of
 -- consecutive windows where it does.
 {%- set windows = var('feature_windows_days') | sort %}
-{%- set measures = [] %}
-{%- for event_type in var('event_types') %}
-    {%- do measures.append(event_type ~ '_count') %}
-{%- endfor %}
+{%- set measures = event_count_measures() %}
 {%- do measures.extend([
     'play_time_total',
     'engaged_play_count',

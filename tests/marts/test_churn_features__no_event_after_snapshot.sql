@@ -39,7 +39,9 @@ last_event as (
 
     select
         user_id,
-        datediff({{ snapshot_date() }}, max(event_date)) as days_since_last_event
+        datediff(
+            {{ snapshot_date() }}, max(event_date)
+        ) as days_since_last_event
 
     from events
 

@@ -26,7 +26,12 @@ weights as (
 
 violations as (
 
-    select ratings.*
+    select
+        ratings.user_id,
+        ratings.song_id,
+        ratings.play_count,
+        ratings.download_count,
+        ratings.rating
 
     from ratings
 

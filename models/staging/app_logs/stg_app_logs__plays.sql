@@ -77,7 +77,8 @@ typed as (
         rejection_reason,
 
         -- numerics
-        {{ if_valid("try_cast(nullif(play_time, '') as bigint)") }} as play_time,
+        {{ if_valid("try_cast(nullif(play_time, '') as bigint)") }}
+            as play_time,
         {{ if_valid("try_cast(nullif(song_length, '') as bigint)") }}
             as song_length,
 

@@ -1,0 +1,61 @@
+"""A failing rebuild keeps the last good table; a good rebuild replaces it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from tests.conftest import GOLDEN_DIR, run_dbt, run_musicbox
+
+pytestmark = pytest.mark.slow
+
+MODEL = "int_users_sampled"
+
+
+def table_dir(data_dir: Path, name: str) -> Path:
+    return data_dir / "spark" / "warehouse" / "music_box_intermediate.db" / name
+
+
+def row_count(data_dir: Path) -> int:
+    return ds.dataset(table_dir(data_dir, MODEL), format="parquet").count_rows()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("failed-run")
+    run_musicbox(["land", str(GOLDEN_DIR / "raw")], data_dir)
+    run_dbt(["run", "--select", f"+{MODEL}"], data_dir)
+    return data_dir
+
+
+def test_failed_rebuild_keeps_last_good_table(built: Path) -> None:
+    before = row_count(built)
+    # raise_error() makes the select fail while Spark executes it, after
+    # compilation succeeded: the case where a drop-then-create would lose data.
+    failing = run_dbt(
+        ["run", "--select", MODEL, "--vars", "{user_sample_ratio: \"raise_error('injected')\"}"],
+        built,
+        check=False,
+    )
+
+    assert failing.returncode != 0
+    assert f"Error in model {MODEL}" in failing.stdout or "ERROR" in failing.stdout
+    assert "injected" in failing.stdout + failing.stderr
+    assert row_count(built) == before
+    # Spark may leave the failed table's empty folder behind; the next run
+    # builds into it. No data file of the failed attempt may remain.
+    assert not list(table_dir(built, f"{MODEL}__dbt_new").rglob("part-*"))
+    assert not table_dir(built, f"{MODEL}__dbt_backup").exists()
+
+
+def test_good_rebuild_replaces_table(built: Path) -> None:
+    everyone = row_count(built)
+
+    run_dbt(["run", "--select", MODEL, "--vars", "{user_sample_ratio: 0.0}"], built)
+    nobody_in_sample = ds.dataset(table_dir(built, MODEL), format="parquet").to_table()
+
+    assert nobody_in_sample.num_rows == everyone
+    assert not any(nobody_in_sample.column("is_in_sample").to_pylist())
+    assert not table_dir(built, f"{MODEL}__dbt_backup").exists()
