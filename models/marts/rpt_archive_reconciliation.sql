@@ -1,7 +1,7 @@
 -- One row per landed archive: its non-blank lines as counted by landing, and
--- how many became valid rows and rejected rows. The two must add up; the
--- test on is_reconciled fails the build when a line went missing or when
--- parsed lines belong to no landed archive.
+-- how many became valid rows (int_events_unioned) and rejected rows. The two
+-- must add up; the test on is_reconciled fails the build when a line went
+-- missing or when parsed lines belong to no landed archive.
 with
 
 landed_archives as (
@@ -10,21 +10,15 @@ landed_archives as (
 
 ),
 
-plays as (
+events_unioned as (
 
-    select * from {{ ref('stg_app_logs__plays') }}
-
-),
-
-downloads as (
-
-    select * from {{ ref('stg_app_logs__downloads') }}
+    select * from {{ ref('int_events_unioned') }}
 
 ),
 
-searches as (
+rejected_rows as (
 
-    select * from {{ ref('stg_app_logs__searches') }}
+    select * from {{ ref('rejected_rows') }}
 
 ),
 
@@ -32,25 +26,19 @@ parsed_lines as (
 
     select
         archive_name,
-        is_valid
+        true as is_valid
 
-    from plays
-
-    union all
-
-    select
-        archive_name,
-        is_valid
-
-    from downloads
+    from events_unioned
 
     union all
 
     select
         archive_name,
-        is_valid
+        false as is_valid
 
-    from searches
+    from rejected_rows
+
+    where rejection_level = 'line'
 
 ),
 
