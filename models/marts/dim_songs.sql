@@ -9,9 +9,22 @@ events as (
 
 ),
 
-song_events as (
+ratings as (
 
-    select *
+    select * from {{ ref('user_song_ratings') }}
+
+),
+
+-- One pass over the events: how often each spelling of a song occurs. The
+-- attributes below are picked from this small table, not from the events.
+song_variants as (
+
+    select
+        song_id,
+        nullif(song_name, '') as song_name,
+        nullif(singer, '') as singer,
+        song_length,
+        count(*) as event_count
 
     from events
 
@@ -19,27 +32,77 @@ song_events as (
         song_id is not null
         and event_type in ('play', 'download')
 
+    group by 1, 2, 3, 4
+
+),
+
+{%- for attribute in ['song_name', 'singer', 'song_length'] %}
+
+{{ attribute }}_ranked as (
+
+    select
+        song_id,
+        {{ attribute }},
+        row_number() over (
+            partition by song_id
+            order by sum(event_count) desc, {{ attribute }} asc
+        ) as attribute_rank
+
+    from song_variants
+
+    where {{ attribute }} is not null
+
+    group by 1, 2
+
+),
+{%- endfor %}
+
+popularity as (
+
+    select
+        song_id,
+        sum(play_count) as play_count,
+        sum(download_count) as download_count,
+        count(*) as listener_count
+
+    from ratings
+
+    group by 1
+
 ),
 
 songs as (
 
     select
         -- ids
-        song_id,
+        popularity.song_id,
 
-        -- strings: the most frequent value, ties going to the smallest
-        mode(nullif(song_name, ''), true) as song_name,
-        mode(nullif(singer, ''), true) as singer,
+        -- strings: the most frequent known value, ties going to the smallest
+        song_name_ranked.song_name,
+        singer_ranked.singer,
 
         -- numerics
-        mode(song_length, true) as song_length,
-        count_if(event_type = 'play') as play_count,
-        count_if(event_type = 'download') as download_count,
-        count(distinct user_id) as listener_count
+        song_length_ranked.song_length,
+        popularity.play_count,
+        popularity.download_count,
+        popularity.listener_count
 
-    from song_events
+    from popularity
 
-    group by 1
+    left join song_name_ranked
+        on
+            popularity.song_id = song_name_ranked.song_id
+            and song_name_ranked.attribute_rank = 1
+
+    left join singer_ranked
+        on
+            popularity.song_id = singer_ranked.song_id
+            and singer_ranked.attribute_rank = 1
+
+    left join song_length_ranked
+        on
+            popularity.song_id = song_length_ranked.song_id
+            and song_length_ranked.attribute_rank = 1
 
 )
 
