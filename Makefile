@@ -12,13 +12,17 @@ RAW_DIR := $(MUSICBOX_DATA_DIR)/raw
 USERS ?= 59000
 SEED ?= 20170330
 
-.PHONY: help run test lint format venv data land build train docs clean
+.PHONY: help run test lint format venv data land build train docs clean \
+	servers-start servers-stop build-thrift train-cluster
 
 help:
 	@echo "make run    generate data if data/raw is empty, land it, dbt build, train"
 	@echo "make test   lint the SQL and Python, then run the whole test suite"
 	@echo "make lint   sqlfluff, ruff and codespell only"
 	@echo "make docs   dbt docs generate (then: $(BIN)/dbt docs serve)"
+	@echo "make servers-start / servers-stop   shared metastore, Thrift server, Spark cluster"
+	@echo "make build-thrift    dbt build --target thrift (servers started)"
+	@echo "make train-cluster   musicbox train all through spark-submit on the cluster"
 
 $(BIN)/musicbox: pyproject.toml
 	@scripts/check_prerequisites.sh
@@ -66,6 +70,22 @@ format: venv
 
 docs: venv
 	$(BIN)/dbt docs generate
+
+servers-start: venv
+	$(BIN)/musicbox metastore start
+	$(BIN)/musicbox thrift start
+	$(BIN)/musicbox cluster start
+
+servers-stop: venv
+	-$(BIN)/musicbox cluster stop
+	-$(BIN)/musicbox thrift stop
+	-$(BIN)/musicbox metastore stop
+
+build-thrift: land
+	$(BIN)/dbt build --target thrift
+
+train-cluster: venv
+	$(BIN)/musicbox cluster submit -- train all
 
 clean:
 	rm -rf target logs

@@ -14,6 +14,7 @@ import shutil
 from pyspark.sql import SparkSession
 
 from python_ml.config import ConfigError, spark_settings
+from python_ml.servers.metastore import apply_metastore_mode
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def get_spark(
         driver memory and JVM options are left to the submit command. By
         default it is detected from the environment that spark-submit sets.
     extra_settings : dict of str to str, optional
-        Settings applied after the project's own, such as a shared metastore.
+        Settings applied after the project's own and the metastore mode's.
 
     Notes
     -----
@@ -58,7 +59,10 @@ def get_spark(
     if launched_by_submit is None:
         # spark-submit's Python runner hands the child its gateway port.
         launched_by_submit = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
-    settings = spark_settings()
+    # MUSICBOX_METASTORE=shared swaps the embedded Derby metastore for the
+    # shared one of `musicbox metastore start`; =external leaves metastore and
+    # warehouse to the cluster's own configuration.
+    settings = apply_metastore_mode(spark_settings())
     if launched_by_submit:
         for key in LAUNCH_SETTINGS:
             settings.pop(key, None)
@@ -67,5 +71,7 @@ def get_spark(
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in settings.items():
         builder = builder.config(key, value)
-    logger.debug("starting Spark with %d settings (submitted=%s)", len(settings), launched_by_submit)
+    logger.debug(
+        "starting Spark with %d settings (submitted=%s)", len(settings), launched_by_submit
+    )
     return builder.getOrCreate()

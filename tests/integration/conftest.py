@@ -1,6 +1,6 @@
 """Fixtures that run the production layout on this machine, once per test session.
 
-One data dir holds a shared Derby metastore, a Spark Thrift Server, the
+One data dir contains a shared Derby metastore, a Spark Thrift Server, the
 golden fixture built with ``dbt build --target thrift`` and, when a test asks
 for it, a Spark standalone cluster. Every server listens on 127.0.0.1 on a port
 picked free at the start of the session, so the suite can run beside other
