@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from python_ml.commands import generate, land, train
+from python_ml.commands import generate, land, servers, train
 
-COMMANDS = (land, generate, train)
+COMMANDS = (land, generate, train, servers)
 
 
 def build_parser() -> argparse.ArgumentParser:
