@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -27,6 +28,12 @@ from pathlib import Path
 import psutil
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# A finished node in dbt's console output: "12 of 153 OK created sql table
+# model schema.name ..... [OK in 3.2s]" or "... PASS test_name ... [PASS in 0.4s]".
+NODE_TIMING = re.compile(
+    r"\d+ of \d+ (?:OK created sql \w+ model|PASS|OK loaded seed file) "
+    r"(?P<name>\S+) .*in (?P<seconds>[\d.]+)s\]"
+)
 BIN_DIR = Path(sys.executable).parent
 
 FLOOR_JOB = """
@@ -44,8 +51,13 @@ spark.stop()
 """
 
 
-def measure(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
-    """Run a command; return its wall time, peak tree RSS and the tail of its output."""
+def measure(
+    command: list[str], env: dict[str, str], log_path: Path | None = None
+) -> dict[str, float | str]:
+    """Run a command; return its wall time, peak tree RSS and the tail of its output.
+
+    The whole output is written to ``log_path`` when one is given.
+    """
     peak = 0
     started = time.monotonic()
     process = subprocess.Popen(
@@ -69,9 +81,21 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
         time.sleep(0.2)
     reader.join()
     elapsed = time.monotonic() - started
+    if log_path is not None:
+        log_path.write_text("".join(output), encoding="utf-8")
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{''.join(output[-40:])}")
     return {"seconds": elapsed, "peak_rss_mib": peak / 2**20, "tail": "".join(output[-3:])}
+
+
+def slowest_nodes(build_output: str, count: int = 10) -> list[tuple[str, float]]:
+    """Return the ``count`` slowest models and tests from dbt's console output."""
+    timings = []
+    for line in build_output.splitlines():
+        match = NODE_TIMING.search(line)
+        if match:
+            timings.append((match["name"], float(match["seconds"])))
+    return sorted(timings, key=lambda item: item[1], reverse=True)[:count]
 
 
 def main() -> int:
@@ -101,7 +125,9 @@ def main() -> int:
     floor = measure([sys.executable, "-c", FLOOR_JOB, str(landing)], env)
     figures["floor"] = floor
     figures["landed_lines"] = int(floor["tail"].strip().splitlines()[-1])
-    figures["dbt_build"] = measure([str(BIN_DIR / "dbt"), "build"], env)
+    build_log = data_dir / "dbt_build.log"
+    figures["dbt_build"] = measure([str(BIN_DIR / "dbt"), "build"], env, build_log)
+    figures["slowest_nodes"] = slowest_nodes(build_log.read_text(encoding="utf-8"))
     figures["build_to_floor_ratio"] = figures["dbt_build"]["seconds"] / floor["seconds"]
 
     for stage in ("generate", "land", "floor", "dbt_build"):
@@ -110,6 +136,8 @@ def main() -> int:
             print(f"{stage:10} {result['seconds']:8.1f} s  peak {result['peak_rss_mib']:8.0f} MiB")
     print(f"landed lines {figures['landed_lines']:,}")
     print(f"dbt build / floor = {figures['build_to_floor_ratio']:.2f}")
+    for name, seconds in figures["slowest_nodes"]:
+        print(f"  {seconds:8.1f} s  {name}")
     if args.output:
         args.output.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0
