@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -66,6 +67,10 @@ def get_spark(
     if launched_by_submit:
         for key in LAUNCH_SETTINGS:
             settings.pop(key, None)
+    else:
+        # Python workers (mapInPandas, UDFs) must run this interpreter, whose
+        # environment has pandas and pyarrow, not whatever python3 is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings.update(extra_settings or {})
     settings["spark.app.name"] = app_name
     builder = SparkSession.builder.enableHiveSupport()

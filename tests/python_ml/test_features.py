@@ -1,0 +1,106 @@
+"""Churn feature discovery and preprocessing of python_ml.features."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from pyspark.ml import Pipeline
+from pyspark.sql import types as st
+
+from python_ml import features
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+SCHEMA = st.StructType(
+    [
+        st.StructField("user_id", st.LongType()),
+        st.StructField("play_count_2d", st.LongType()),
+        st.StructField("play_count_9d", st.LongType()),
+        st.StructField("search_count_9d", st.LongType()),
+        st.StructField("play_time_avg_9d", st.DoubleType()),
+        st.StructField("days_since_last_play", st.IntegerType()),
+        st.StructField("main_device", st.StringType()),
+        st.StructField("note", st.ArrayType(st.StringType())),
+    ]
+)
+# The mart's columns without the one of an unsupported type.
+INPUT_SCHEMA = st.StructType(SCHEMA.fields[:-1])
+
+
+def test_discover_features_finds_windows_by_pattern():
+    spec = features.discover_features(SCHEMA, window_days=9)
+    assert spec.windows == [2, 9]
+    assert spec.activity_columns == [
+        "play_count_2d",
+        "play_count_9d",
+        "search_count_9d",
+        "play_time_avg_9d",
+    ]
+    assert spec.recency_columns == ["days_since_last_play"]
+    assert spec.categorical_columns == ["main_device"]
+    assert spec.ignored_columns == ["note"]
+    assert spec.recency_fill == 10
+
+
+def test_discover_features_needs_user_id():
+    schema = st.StructType([st.StructField("play_count_1d", st.LongType())])
+    with pytest.raises(ValueError, match="no user_id"):
+        features.discover_features(schema, window_days=30)
+
+
+def test_feature_window_days_from_dbt_vars():
+    # dbt_project.yml: 2017-03-30 to 2017-04-28, both included.
+    assert features.feature_window_days() == 30
+
+
+def test_preprocessing_imputes_and_encodes(spark):
+    rows = [
+        (2**40, 1, 3, 0, None, None, " AR "),
+        (5, 0, 0, 2, 180.0, 4, None),
+        (6, 2, 2, 1, 200.0, 0, "ip"),
+    ]
+    frame = spark.createDataFrame(rows, INPUT_SCHEMA)
+    spec = features.discover_features(frame.schema, window_days=9)
+    model = Pipeline(stages=features.preprocessing_stages(spec, scale=False)).fit(frame)
+    transformed = model.transform(frame).orderBy("user_id").collect()
+    names = features.vector_feature_names(model.transform(frame))
+    by_user = {
+        row["user_id"]: dict(zip(names, row["features"].toArray(), strict=True))
+        for row in transformed
+    }
+    big = by_user[2**40]
+    assert big["days_since_last_play_filled"] == 10.0
+    assert big["days_since_last_play_missing"] == 1.0
+    assert big["play_time_avg_9d_log1p"] == 0.0
+    assert big["play_count_9d_log1p"] == pytest.approx(1.3862943611)  # ln(4)
+    assert by_user[5]["days_since_last_play_filled"] == 4.0
+    assert by_user[5]["days_since_last_play_missing"] == 0.0
+    # Categories in alphabetical order: ar, ip, unknown; the last is dropped.
+    assert big["main_device_onehot_ar"] == 1.0
+    assert by_user[6]["main_device_onehot_ip"] == 1.0
+    assert by_user[5]["main_device_onehot_ar"] == 0.0
+    assert by_user[5]["main_device_onehot_ip"] == 0.0
+
+
+def test_preprocessing_scales_for_linear_model(spark):
+    rows = [(i, i % 4, i % 7, i % 3, float(i), i % 5, "ar" if i % 2 else "ip") for i in range(40)]
+    frame = spark.createDataFrame(rows, INPUT_SCHEMA)
+    spec = features.discover_features(frame.schema, window_days=9)
+    model = Pipeline(stages=features.preprocessing_stages(spec, scale=True)).fit(frame)
+    scaled = [row["scaled_features"].toArray() for row in model.transform(frame).collect()]
+    column_means = sum(scaled) / len(scaled)
+    assert all(abs(mean) < 1e-9 for mean in column_means)
+
+
+def test_labelled_users_joins_labels(spark):
+    feature_rows = spark.createDataFrame(
+        [(1, 3), (2, 0), (3, 1)], "user_id bigint, play_count_1d bigint"
+    )
+    labels = spark.createDataFrame([(1, True), (2, False)], "user_id bigint, is_churned boolean")
+    joined = {
+        row["user_id"]: row["label"]
+        for row in features.labelled_users(feature_rows, labels).collect()
+    }
+    assert joined == {1: 1.0, 2: 0.0}
