@@ -1,7 +1,7 @@
 """SparkSession creation with the project's settings.
 
 Every entry point that runs Spark in-process (training, benchmarks, tests)
-comes through :func:`get_spark`, so it sees the same warehouse and metastore
+comes through :func:`get_spark`, so it uses the same warehouse and metastore
 that dbt's ``local`` target writes.
 """
 

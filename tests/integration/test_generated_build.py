@@ -1,8 +1,8 @@
 """The dbt marts on generated data equal an independent Python implementation of the contract.
 
-The golden fixture pins hand-made edge cases; this test covers the mass of
-ordinary and dirty lines that the generator writes, so a rule that only
-breaks on combinations the fixture lacks still fails here.
+The golden fixture pins hand-made edge cases. This test covers the mass of
+ordinary and dirty lines that the generator writes, so a rule that breaks
+only on combinations the fixture lacks still fails here.
 """
 
 from __future__ import annotations
