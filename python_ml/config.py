@@ -27,7 +27,7 @@ class ConfigError(RuntimeError):
 def project_dir() -> Path:
     """Return the dbt project root.
 
-    ``MUSICBOX_PROJECT_DIR`` wins when set; otherwise the checkout that holds
+    ``MUSICBOX_PROJECT_DIR`` wins when set; otherwise the checkout that contains
     this package (an editable install) is used.
     """
     configured = os.environ.get("MUSICBOX_PROJECT_DIR")
@@ -117,7 +117,7 @@ def spark_settings() -> dict[str, str]:
     """Return the project's Spark settings: the ``local`` target's server-side parameters.
 
     Every path in them derives from ``MUSICBOX_DATA_DIR``, which is rendered as
-    an absolute path, so a process started in another directory sees the same
+    an absolute path, so a process started in another directory uses the same
     warehouse and metastore as dbt.
     """
     parameters = profile_target(DEFAULT_TARGET)["server_side_parameters"]

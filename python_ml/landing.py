@@ -1,6 +1,6 @@
 """Land delivered log archives as parquet files that dbt reads as sources.
 
-Spark cannot read ``.tar.gz`` archives (it sees them as gzip and glues the tar
+Spark cannot read ``.tar.gz`` archives (it reads them as plain gzip and glues the tar
 header to the first line), so each archive is unpacked here, in Python, into one
 parquet file per archive under ``<landing>/<kind>_logs/``. Every line of the
 member is kept, blank ones included, with its 1-based line number, its raw text
@@ -117,7 +117,7 @@ class InvalidArchiveError(Exception):
 
 @dataclass
 class LandingResult:
-    """What one landing run did, archive names per outcome."""
+    """Outcome of one landing run: the archive names per outcome."""
 
     landed: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
@@ -213,7 +213,7 @@ def read_member(path: Path) -> tuple[str, bytes]:
     Raises
     ------
     InvalidArchiveError
-        When the file is not a complete gzip'd tar, holds no member or several,
+        When the file is not a complete gzip'd tar, contains no member or several,
         or its member is not a plain relative file name (absolute path, ``..``,
         link, device or directory), which could write outside the landing folder
         if it were extracted.
@@ -222,7 +222,7 @@ def read_member(path: Path) -> tuple[str, bytes]:
         with tarfile.open(path, mode="r:gz") as archive:
             members = archive.getmembers()
             if not members:
-                raise InvalidArchiveError(EMPTY_ARCHIVE, "the archive holds no member")
+                raise InvalidArchiveError(EMPTY_ARCHIVE, "the archive contains no member")
             if len(members) > 1:
                 names = ", ".join(member.name for member in members[:5])
                 raise InvalidArchiveError(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Check the tools the project needs before anything is installed; each
-# failure prints one line that says what to install.
+# failure prints one line naming what to install.
 set -u
 python_bin=${PYTHON:-python3}
 status=0

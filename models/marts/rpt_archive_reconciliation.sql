@@ -1,6 +1,6 @@
 -- One row per landed archive: its non-blank lines as counted by landing, and
 -- how many became valid rows (int_events_unioned) and rejected rows. The two
--- must add up; the test on is_reconciled fails the build when a line went
+-- must add up. The test on is_reconciled fails the build when a line went
 -- missing or when parsed lines belong to no landed archive.
 with
 
