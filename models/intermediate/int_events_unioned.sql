@@ -1,5 +1,10 @@
 -- The valid lines of all three logs in one shape: one row per valid line,
 -- repeats kept, before bots are removed and users sampled.
+--
+-- A view: the staging tables hold the parsed lines already, and each reader
+-- scans only the columns it needs.
+{{ config(materialized="view") }}
+
 with
 
 plays as (

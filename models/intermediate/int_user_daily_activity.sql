@@ -1,5 +1,3 @@
-{{ config(materialized="view") }}
-
 -- One row per user and day of the feature window with at least one event in
 -- fct_events: the day's counts per event type and play-time measures, which
 -- churn_features sums over each window.

@@ -1,5 +1,3 @@
-{{ config(materialized="view") }}
-
 -- One row per user with a known device in the feature window: the device
 -- with the most events there, ties going to the alphabetically first.
 with

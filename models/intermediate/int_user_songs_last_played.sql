@@ -1,5 +1,3 @@
-{{ config(materialized="view") }}
-
 -- One row per user and song played in the feature window: the last day of
 -- play, from which churn_features counts distinct songs per window.
 with

@@ -1,5 +1,3 @@
-{{ config(materialized="view") }}
-
 -- One row per user of the cleaned event table with at least one event of
 -- any type in the feature window: the users that churn is predicted for.
 with

@@ -1,8 +1,9 @@
-"""``dbt build --target thrift`` through a real Spark Thrift Server matches the golden fixture.
+"""``dbt build --target thrift`` through a real Spark Thrift Server and a shared metastore.
 
-The Thrift server writes its tables to the shared warehouse, so the same
-parquet comparison as for the local target applies. The last tests here stop
-the metastore and the Thrift server on purpose; each restores what it stopped.
+test_golden_marts.py compares the marts of this build with the golden
+fixture. The tests here check what is particular to the Thrift path; the
+last ones stop the metastore and the Thrift server on purpose, and each
+restores what it stopped.
 """
 
 from __future__ import annotations
@@ -17,17 +18,9 @@ import pytest
 
 from python_ml.servers import thrift
 from python_ml.servers.process import ServerError, free_port
-from tests.conftest import BIN_DIR, GOLDEN_DIR, PROJECT_DIR, project_env
+from tests.conftest import BIN_DIR, PROJECT_DIR, project_env
 from tests.integration.conftest import Stack, read_json
-from tests.integration.golden import (
-    actual_summary,
-    compare_frames,
-    load_expected,
-    load_summary,
-    warehouse_reader,
-)
 
-EXPECTED_DIR = GOLDEN_DIR / "expected"
 PROBE_MODEL = "model.music_box.probe_table"
 
 pytestmark = [pytest.mark.thrift, pytest.mark.slow]
@@ -36,54 +29,6 @@ pytestmark = [pytest.mark.thrift, pytest.mark.slow]
 def query(stack: Stack, sql: str) -> list[tuple]:
     """Run one statement on the stack's Thrift server."""
     return thrift.run_query(sql, thrift.Endpoint(port=stack.thrift_port))
-
-
-@pytest.fixture(scope="module")
-def read(thrift_build: Stack):
-    return warehouse_reader(thrift_build.warehouse_dir)
-
-
-@pytest.mark.parametrize(
-    ("expected_file", "table", "keys"),
-    [
-        ("churn_labels.csv", "churn_labels", ["user_id"]),
-        ("churn_features.csv", "churn_features", ["user_id"]),
-        ("user_song_ratings.csv", "user_song_ratings", ["user_id", "song_id"]),
-    ],
-)
-def test_thrift_mart_matches_expected(read, expected_file: str, table: str, keys: list[str]):
-    expected = load_expected(EXPECTED_DIR, expected_file)
-    problems = compare_frames(expected, read("marts", table), keys)
-    assert not problems, f"{table} differs from {expected_file}:\n" + "\n".join(problems[:20])
-
-
-def test_thrift_rejected_rows_per_reason(read) -> None:
-    expected = load_expected(EXPECTED_DIR, "rejected_rows.csv")
-    rejected = read("marts", "rejected_rows")
-    lines = rejected[rejected["rejection_level"] == "line"]
-    actual = lines.groupby("rejection_reason").size().rename("row_count").reset_index()
-    actual = actual.rename(columns={"rejection_reason": "reason"})
-    problems = compare_frames(expected, actual, ["reason"])
-    assert not problems, "\n".join(problems)
-
-
-def test_thrift_event_counts_per_type(read) -> None:
-    expected = load_expected(EXPECTED_DIR, "fct_events_counts.csv")
-    events = read("marts", "fct_events")
-    actual = events.groupby("event_type").size().rename("row_count").reset_index()
-    problems = compare_frames(expected, actual, ["event_type"])
-    assert not problems, "\n".join(problems)
-
-
-def test_thrift_summary_figures(read) -> None:
-    expected = load_summary(EXPECTED_DIR)
-    actual = actual_summary(read)
-    for key, wanted in expected.items():
-        assert key in actual, f"summary figure {key} is not computed"
-        if isinstance(wanted, float):
-            assert actual[key] == pytest.approx(wanted, rel=1e-12), key
-        else:
-            assert actual[key] == wanted, key
 
 
 def test_thrift_tables_in_shared_metastore(thrift_build: Stack) -> None:

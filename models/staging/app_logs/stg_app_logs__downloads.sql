@@ -1,6 +1,11 @@
 -- One row per non-blank line of the download logs, checked against the data
 -- contract's rules in their order. Typed columns are filled for valid lines
 -- only; a rejected line keeps its reason, archive and raw text.
+--
+-- A table, not a view: it is the one pass over the landed lines, and every
+-- later model and test reads its typed columns instead of parsing again.
+{{ config(materialized='table') }}
+
 with
 
 source as (
@@ -61,7 +66,7 @@ typed as (
         {{ if_valid('song_name') }} as song_name,
         {{ if_valid('singer') }} as singer,
         {{ if_valid('paid_flag') }} as paid_flag,
-        raw_line,
+        {{ if_rejected('raw_line') }} as raw_line,
         rejection_reason,
 
         -- booleans

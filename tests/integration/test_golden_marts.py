@@ -1,8 +1,11 @@
-"""The local target's ``dbt build`` of the golden fixture reproduces every expected value."""
+"""``dbt build`` of the golden fixture reproduces every expected value, on both targets.
+
+Each test runs once on the local target's warehouse and once on the warehouse
+that the Thrift server wrote; the marts are read from their parquet files, so
+the comparison is the same for both.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +23,17 @@ EXPECTED_DIR = GOLDEN_DIR / "expected"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def read(golden_build: Path):
-    return warehouse_reader(golden_build / "spark" / "warehouse")
+@pytest.fixture(
+    scope="module",
+    params=["local", pytest.param("thrift", marks=pytest.mark.thrift)],
+)
+def read(request: pytest.FixtureRequest):
+    """Reader of the golden build's tables on the target given by the parameter."""
+    if request.param == "local":
+        warehouse = request.getfixturevalue("golden_build") / "spark" / "warehouse"
+    else:
+        warehouse = request.getfixturevalue("thrift_build").warehouse_dir
+    return warehouse_reader(warehouse)
 
 
 @pytest.mark.parametrize(
