@@ -6,8 +6,9 @@
     managed table over a non-empty folder (LOCATION_ALREADY_EXISTS), so every
     later build of the model would fail. Spark SQL cannot delete a folder, but
     dropping a managed table deletes its location: a placeholder table
-    `<identifier>__dbt_sweep` is pointed at the folder and dropped, then created
-    and dropped once more to remove its own folder.
+    `<identifier>__dbt_sweep` is pointed at the folder, given one row so that
+    the folder exists (Hive logs an error when it deletes a missing one), and
+    dropped; then it is created and dropped once more to remove its own folder.
     Call it only for a relation that has just been dropped.
 -#}
 {% macro remove_orphaned_location(relation) %}
@@ -31,6 +32,7 @@
     {#- Spark names a managed table's folder after the lower-cased table name. -#}
     {%- set orphan = found.location.rsplit('/', 1)[0] ~ '/' ~ (relation.identifier | lower) -%}
     {% do run_query('alter table ' ~ sweep ~ " set location '" ~ orphan ~ "'") %}
+    {% do run_query('insert into ' ~ sweep ~ ' values (0)') %}
     {% do run_query('drop table ' ~ sweep) %}
     {% do run_query('create table ' ~ sweep ~ ' (placeholder int) using parquet') %}
     {% do run_query('drop table ' ~ sweep) %}
