@@ -19,10 +19,29 @@ Imputation and transforms
   for the linear model and does not change the trees' splits.
 - ``main_device`` is lower-cased, NULL becomes ``unknown``, and the value is
   one-hot encoded.
+
+Derived features
+----------------
+Built from the same row's columns only, by :func:`derived_expressions`, when
+the columns they need exist (``L`` is the longest window, ``d`` the filled
+``days_since_last_event``, ``x_N`` a measure over the last N days, NULL as 0):
+
+- segments: for each additive measure and consecutive windows M < N,
+  ``ln(1 + max(x_N - x_M, 0))``, the activity of days M + 1 to N alone;
+- trends: for plays and active days and each window N < L,
+  ``ln(1 + x_N / N) - ln(1 + x_L / L)``, the recent daily rate against the
+  whole window's;
+- silence: with ``r`` the events (plays, downloads, searches) per day of the
+  longest window before the current silence, ``r = events_L / max(L - d, 1)``,
+  the features ``ln(1 + r)``, ``d ln(1 + r)`` (how unlikely d silent days are
+  for a user that active) and ``-d ln(1 - p)`` with ``p`` the share of active
+  days before the silence, capped at 0.99;
+- mix: ``ln(1 + downloads_L) - ln(1 + plays_L)`` and the same for searches.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -62,6 +81,23 @@ NUMERIC_TYPES = (
     st.FloatType,
     st.DoubleType,
 )
+
+# Windowed measures that add up over days, so a longer window minus a shorter
+# one is the activity of the days in between.
+ADDITIVE_MEASURES = (
+    "play_count",
+    "download_count",
+    "search_count",
+    "play_time_total",
+    "engaged_play_count",
+    "active_day_count",
+)
+TREND_MEASURES = ("play_count", "active_day_count")
+EVENT_MEASURES = ("play_count", "download_count", "search_count")
+SILENCE_COLUMN = "days_since_last_event"
+ACTIVE_DAYS_MEASURE = "active_day_count"
+# Cap on the share of active days, so that ln(1 - p) stays finite.
+MAX_ACTIVE_SHARE = 0.99
 
 # Used when dbt_project.yml cannot be read: the contract's default window,
 # 2017-03-30 to 2017-04-28.
@@ -176,8 +212,79 @@ def discover_features(schema: st.StructType, window_days: int | None = None) -> 
     )
 
 
+def _value(name: str) -> str:
+    return f"coalesce(cast(`{name}` as double), 0D)"
+
+
+def derived_expressions(spec: FeatureSpec) -> list[tuple[str, str]]:
+    """Return the derived features as (name, Spark SQL expression) pairs.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+        The discovered feature columns; a derived feature is left out when a
+        column it needs is missing.
+
+    Returns
+    -------
+    list of tuple of str
+        Segments, trends, silence and mix features, in that order (see the
+        module notes for their definitions).
+    """
+    present = set(spec.activity_columns) | set(spec.recency_columns)
+    windows = spec.windows
+    derived: list[tuple[str, str]] = []
+    for measure in ADDITIVE_MEASURES:
+        have = [days for days in windows if f"{measure}_{days}d" in present]
+        for shorter, longer in itertools.pairwise(have):
+            difference = f"{_value(f'{measure}_{longer}d')} - {_value(f'{measure}_{shorter}d')}"
+            derived.append(
+                (
+                    f"{measure}_days_{shorter + 1}_to_{longer}_log1p",
+                    f"ln(1 + greatest({difference}, 0D))",
+                )
+            )
+    if not windows:
+        return derived
+    longest = windows[-1]
+    for measure in TREND_MEASURES:
+        whole = f"{measure}_{longest}d"
+        if whole not in present:
+            continue
+        for days in windows[:-1]:
+            if f"{measure}_{days}d" in present:
+                recent = f"ln(1 + {_value(f'{measure}_{days}d')} / {days}D)"
+                derived.append(
+                    (f"{measure}_{days}d_trend", f"{recent} - ln(1 + {_value(whole)} / {longest}D)")
+                )
+    events = [f"{measure}_{longest}d" for measure in EVENT_MEASURES]
+    events = [name for name in events if name in present]
+    if SILENCE_COLUMN in present and events:
+        silence = f"coalesce(cast(`{SILENCE_COLUMN}` as double), {float(spec.recency_fill)}D)"
+        before = f"greatest({longest}D - {silence}, 1D)"
+        rate = f"(({' + '.join(_value(name) for name in events)}) / {before})"
+        derived.append(("event_rate_before_silence_log1p", f"ln(1 + {rate})"))
+        derived.append(("silence_event_deficit", f"{silence} * ln(1 + {rate})"))
+        active = f"{ACTIVE_DAYS_MEASURE}_{longest}d"
+        if active in present:
+            share = f"least({_value(active)} / {before}, {MAX_ACTIVE_SHARE}D)"
+            derived.append(("silence_day_deficit", f"-{silence} * ln(1 - {share})"))
+    plays = f"play_count_{longest}d"
+    if plays in present:
+        for measure, name in (("download_count", "download"), ("search_count", "search")):
+            column = f"{measure}_{longest}d"
+            if column in present:
+                derived.append(
+                    (
+                        f"{name}_per_play_log",
+                        f"ln(1 + {_value(column)}) - ln(1 + {_value(plays)})",
+                    )
+                )
+    return derived
+
+
 def imputation_statement(spec: FeatureSpec) -> str:
-    """Return the ``SQLTransformer`` statement that fills, transforms and flags the inputs."""
+    """Return the ``SQLTransformer`` statement that fills, transforms, flags and derives."""
     expressions = []
     for name in spec.activity_columns:
         expressions.append(
@@ -192,6 +299,8 @@ def imputation_statement(spec: FeatureSpec) -> str:
         expressions.append(
             f"coalesce(nullif(lower(trim(`{name}`)), ''), '{UNKNOWN_CATEGORY}') AS `{name}_filled`"
         )
+    for name, expression in derived_expressions(spec):
+        expressions.append(f"{expression} AS `{name}`")
     return "SELECT *, " + ", ".join(expressions) + " FROM __THIS__"
 
 
@@ -200,6 +309,7 @@ def assembled_columns(spec: FeatureSpec) -> list[str]:
     columns = [f"{name}_log1p" for name in spec.activity_columns]
     for name in spec.recency_columns:
         columns += [f"{name}_filled", f"{name}_missing"]
+    columns += [name for name, _ in derived_expressions(spec)]
     columns += [f"{name}_onehot" for name in spec.categorical_columns]
     return columns
 

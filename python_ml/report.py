@@ -151,12 +151,18 @@ def plot_recommender_metrics(metrics: dict[str, Any], path: Path) -> Path:
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     rmse_axes, ranking_axes = figure.subplots(1, 2)
     rmse = section["rmse"]
-    names = ["als", "user_mean", "global_mean"]
+    bars_by_name = {
+        "als": ("explicit ALS", "tab:blue"),
+        "als_plain": ("plain ALS", "tab:cyan"),
+        "user_mean": ("user mean", "tab:orange"),
+        "global_mean": ("global mean", "tab:grey"),
+    }
+    names = [name for name in bars_by_name if name in rmse]
     heights = [rmse[name] if rmse[name] is not None else np.nan for name in names]
     bars = rmse_axes.bar(
-        ["explicit ALS", "user mean", "global mean"],
+        [bars_by_name[name][0] for name in names],
         heights,
-        color=["tab:blue", "tab:orange", "tab:grey"],
+        color=[bars_by_name[name][1] for name in names],
     )
     rmse_axes.bar_label(bars, fmt="%.3f")
     rmse_axes.set(ylabel="RMSE on held-out pairs (lower is better)")
@@ -213,6 +219,14 @@ AUC: <strong>{{ churn.best_model }}</strong>.</p>
 <td>{{ cm.false_positives }}</td><td>{{ cm.true_negatives }}</td><td>{{ cm.false_negatives }}</td>
 <td>{{ params(model.chosen_params) }}</td></tr>
 {% endfor %}
+{% if churn.ensemble %}{% set model = churn.ensemble %}{% set cm = model.test.confusion_matrix %}
+<tr><td>mean_of_models</td><td>{{ fmt(model.cv.best_cv_auc) }}</td>
+<td>{{ fmt(model.test.roc_auc) }}</td>
+<td>{{ fmt(model.test.pr_auc) }}</td><td>{{ fmt(model.test.log_loss) }}</td>
+<td>{{ fmt(model.test.brier) }}</td><td>{{ fmt(cm.threshold) }}</td><td>{{ fmt(cm.precision) }}</td>
+<td>{{ fmt(cm.recall) }}</td><td>{{ fmt(cm.f1) }}</td><td>{{ cm.true_positives }}</td>
+<td>{{ cm.false_positives }}</td><td>{{ cm.true_negatives }}</td><td>{{ cm.false_negatives }}</td>
+<td>average of {{ model.members|join(", ") }}</td></tr>{% endif %}
 {% if churn.oracle %}<tr><td>oracle (ground truth)</td><td></td>
 <td>{{ fmt(churn.oracle.roc_auc) }}</td>
 <td>{{ fmt(churn.oracle.pr_auc) }}</td><td>{{ fmt(churn.oracle.log_loss) }}</td>
@@ -227,7 +241,11 @@ AUC: <strong>{{ churn.best_model }}</strong>.</p>
 <p>{{ rec.data.pairs }} (user, song) ratings of {{ rec.data.users }} users and
 {{ rec.data.songs }} songs; {{ rec.data.train_pairs }} for training,
 {{ rec.data.test_pairs }} held out ({{ rec.data.scored_test_pairs }} with a known user and song).
-Explicit ALS (ratings, RMSE): {{ params(rec.rating_model.chosen_params) }}.
+Explicit ALS (ratings, RMSE): {{ params(rec.rating_model.chosen_params) }}
+{%- if rec.rating_model.biased %}, biased: mean plus user and song biases
+plus ALS on the residuals{% endif %}.
+{% if rec.rating_model.plain_params %}Plain ALS (<code>als_plain</code>, no bias terms):
+{{ params(rec.rating_model.plain_params) }}.{% endif %}
 Implicit ALS (top-{{ rec.ranking.k }} lists and <code>song_recommendations</code>):
 {{ params(rec.ranking_model.chosen_params) }}.</p>
 <table><tr><th>predictor</th><th>test RMSE</th></tr>

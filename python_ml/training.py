@@ -22,13 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
 from python_ml import churn, config, data, evaluate, oracle, recommend, report, splits
-from python_ml.features import LABEL_COLUMN, discover_features, labelled_users
+from python_ml.features import (
+    LABEL_COLUMN,
+    derived_expressions,
+    discover_features,
+    labelled_users,
+)
 
 logger = logging.getLogger(__name__)
+
+# Name, in metrics, reports and churn_predictions, of the average of the
+# churn models' probabilities.
+ENSEMBLE_NAME = "mean_of_models"
 
 TARGETS = ("churn", "recommender")
 
@@ -251,18 +261,23 @@ def cross_validate(
         ``best_cv_auc``, and ``threshold``: the score that maximises F1 on the
         best point's out-of-fold predictions, the validation data for every
         training user.
+    pandas.DataFrame
+        The best point's out-of-fold predictions: ``user_id``, ``fold``,
+        ``label`` and ``churn_probability`` of every training user.
     """
     results = []
-    best_index, best_auc, best_oof = 0, -math.inf, None
+    best_index, best_auc, best_oof, best_frame = 0, -math.inf, None, None
     for index, params in enumerate(grid):
-        fold_aucs, labels, scores = [], [], []
+        fold_aucs, labels, scores, frames = [], [], [], []
         for fold in range(folds):
             fitted = model.fit(folded.filter(sf.col("fold") != fold), spec, params, seed)
             held_out = churn.score(fitted, folded.filter(sf.col("fold") == fold)).toPandas()
+            held_out["fold"] = fold
             y, p = _label_arrays(held_out)
             fold_aucs.append(evaluate.roc_auc(y, p))
             labels.append(y)
             scores.append(p)
+            frames.append(held_out)
         finite = [auc for auc in fold_aucs if math.isfinite(auc)]
         mean_auc = float(np.mean(finite)) if finite else math.nan
         results.append({"params": params, "fold_auc": fold_aucs, "mean_auc": mean_auc})
@@ -276,15 +291,89 @@ def cross_validate(
         )
         if (math.isfinite(mean_auc) and mean_auc > best_auc) or best_oof is None:
             best_index, best_oof = index, (np.concatenate(labels), np.concatenate(scores))
+            best_frame = pd.concat(frames, ignore_index=True)
             best_auc = mean_auc if math.isfinite(mean_auc) else -math.inf
     threshold = evaluate.best_f1_threshold(*best_oof)
-    return {
+    tuning = {
         "results": results,
         "best_params": grid[best_index],
         "best_cv_auc": results[best_index]["mean_auc"],
         "threshold": threshold,
         "validation_f1": evaluate.confusion_matrix(*best_oof, threshold).f1,
     }
+    return tuning, best_frame
+
+
+def mean_of_models(
+    out_of_fold: dict[str, pd.DataFrame], test_scores: dict[str, pd.DataFrame]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Evaluate the average of the tuned models' churn probabilities as one more candidate.
+
+    The average is cross-validated like a model: its fold AUCs come from the
+    members' out-of-fold predictions, so choosing it uses the training users
+    only, and its F1 threshold is chosen on those predictions too.
+
+    Parameters
+    ----------
+    out_of_fold : dict of str to pandas.DataFrame
+        Per member model, ``user_id``, ``fold``, ``label`` and
+        ``churn_probability`` of every training user (from :func:`cross_validate`).
+    test_scores : dict of str to pandas.DataFrame
+        Per member model, ``user_id``, ``label`` and ``churn_probability`` of
+        every test user.
+
+    Returns
+    -------
+    dict
+        ``members``, ``cv`` (``fold_auc``, ``best_cv_auc``, ``threshold``,
+        ``validation_f1``) and ``test`` (the metrics of :func:`evaluate.binary_metrics`
+        with a ``confusion_matrix``).
+    pandas.DataFrame
+        ``user_id``, ``label`` and the averaged ``churn_probability`` of every test user.
+    """
+    members = sorted(out_of_fold)
+    validation = _average_probabilities(out_of_fold, members, ["user_id", "fold", LABEL_COLUMN])
+    fold_auc = [
+        evaluate.roc_auc(*_label_arrays(validation[validation["fold"] == fold]))
+        for fold in sorted(validation["fold"].unique())
+    ]
+    finite = [auc for auc in fold_auc if math.isfinite(auc)]
+    y_valid, p_valid = _label_arrays(validation)
+    threshold = evaluate.best_f1_threshold(y_valid, p_valid)
+    tested = _average_probabilities(test_scores, members, ["user_id", LABEL_COLUMN])
+    y, p = _label_arrays(tested)
+    test_metrics = evaluate.binary_metrics(y, p)
+    test_metrics["confusion_matrix"] = evaluate.confusion_matrix(y, p, threshold).as_dict()
+    section = {
+        "members": members,
+        "cv": {
+            "fold_auc": fold_auc,
+            "best_cv_auc": float(np.mean(finite)) if finite else math.nan,
+            "threshold": threshold,
+            "validation_f1": evaluate.confusion_matrix(y_valid, p_valid, threshold).f1,
+        },
+        "test": test_metrics,
+    }
+    return section, tested
+
+
+def _average_probabilities(
+    frames: dict[str, pd.DataFrame], members: list[str], keys: list[str]
+) -> pd.DataFrame:
+    """Join the members' predictions on ``keys`` and average their probabilities."""
+    merged = None
+    for name in members:
+        frame = frames[name][[*keys, churn.PROBABILITY_COLUMN]].rename(
+            columns={churn.PROBABILITY_COLUMN: name}
+        )
+        merged = frame if merged is None else merged.merge(frame, on=keys, how="inner")
+    if len(merged) != len(frames[members[0]]):
+        raise ValueError(
+            f"the churn models scored different users ({len(merged)} in common "
+            f"of {len(frames[members[0]])}); cannot average them"
+        )
+    merged[churn.PROBABILITY_COLUMN] = merged[members].mean(axis=1)
+    return merged[[*keys, churn.PROBABILITY_COLUMN]]
 
 
 def train_churn(
@@ -324,6 +413,7 @@ def train_churn(
             "recency_columns": spec.recency_columns,
             "categorical_columns": spec.categorical_columns,
             "ignored_columns": spec.ignored_columns,
+            "derived_columns": [name for name, _ in derived_expressions(spec)],
             "recency_fill_days": spec.recency_fill,
         },
         "split": {
@@ -336,18 +426,33 @@ def train_churn(
         "models": {},
     }
 
-    predictions = []
+    predictions, out_of_fold, test_scores = [], {}, {}
     for name in options.models:
         model = churn.get_model(name)
-        model_metrics, all_scores = _train_one_churn_model(
+        model_metrics, all_scores, out_of_fold[name], test_scores[name] = _train_one_churn_model(
             model, spec, users, train, test, folded, options, run_dir, stages, report_data
         )
         section["models"][name] = model_metrics
         predictions.append(all_scores)
 
+    candidates = {name: metrics["cv"] for name, metrics in section["models"].items()}
+    section["ensemble"] = None
+    if len(options.models) > 1:
+        with stages.stage("churn.mean_of_models"):
+            section["ensemble"], tested = mean_of_models(out_of_fold, test_scores)
+            report_data.churn_scores[ENSEMBLE_NAME] = _label_arrays(tested)
+            predictions.append(_mean_prediction(predictions, ENSEMBLE_NAME))
+        candidates[ENSEMBLE_NAME] = section["ensemble"]["cv"]
+        logger.info(
+            "%s of %s: mean fold AUC %.4f, test ROC AUC %.4f",
+            ENSEMBLE_NAME,
+            ", ".join(section["ensemble"]["members"]),
+            section["ensemble"]["cv"]["best_cv_auc"],
+            section["ensemble"]["test"]["roc_auc"],
+        )
+
     section["best_model"] = max(
-        section["models"],
-        key=lambda key: _finite_or(section["models"][key]["cv"]["best_cv_auc"], -1.0),
+        candidates, key=lambda key: _finite_or(candidates[key]["best_cv_auc"], -1.0)
     )
 
     section["oracle"] = _churn_oracle(truth, test, report_data)
@@ -383,6 +488,16 @@ def _churn_sizes(
     }
 
 
+def _mean_prediction(predictions: list[DataFrame], model_name: str) -> DataFrame:
+    """Average the models' probabilities per user, in the shape of the predictions table."""
+    return (
+        _union_all(predictions)
+        .groupBy("user_id")
+        .agg(sf.avg(churn.PROBABILITY_COLUMN).alias(churn.PROBABILITY_COLUMN))
+        .select("user_id", churn.PROBABILITY_COLUMN, sf.lit(model_name).alias("model_name"))
+    )
+
+
 def _finite_or(value: float | None, default: float) -> float:
     return value if value is not None and math.isfinite(value) else default
 
@@ -405,11 +520,15 @@ def _train_one_churn_model(
     run_dir: Path,
     stages: StageLog,
     report_data: report.ReportData,
-) -> tuple[dict[str, Any], DataFrame]:
-    """Tune, refit on all training users, evaluate on the test users and save one model."""
+) -> tuple[dict[str, Any], DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Tune, refit on all training users, evaluate on the test users and save one model.
+
+    Returns the model's metrics, its scores of every user (for the predictions
+    table), its out-of-fold predictions and its test predictions.
+    """
     grid = model.param_grid(options.grid)
     with stages.stage(f"churn.{model.name}.tune"):
-        tuning = cross_validate(model, folded, spec, grid, options.folds, options.seed)
+        tuning, out_of_fold = cross_validate(model, folded, spec, grid, options.folds, options.seed)
     with stages.stage(f"churn.{model.name}.fit"):
         fitted = model.fit(train, spec, tuning["best_params"], options.seed)
     with stages.stage(f"churn.{model.name}.evaluate"):
@@ -445,7 +564,7 @@ def _train_one_churn_model(
         "feature_weights": weights,
         "model_path": str(model_dir),
     }
-    return metrics, all_scores
+    return metrics, all_scores, out_of_fold, scored
 
 
 def _churn_oracle(
@@ -482,7 +601,12 @@ def tune_als(
     grid: list[dict[str, Any]],
     options: TrainingOptions,
 ) -> dict[str, Any]:
-    """Fit explicit ALS on the fit part for every grid point; keep the lowest validation RMSE."""
+    """Fit explicit ALS on the fit part for every grid point; keep the lowest validation RMSE.
+
+    The grid may mix plain and biased points (:func:`recommend.is_biased`).
+    ``best_plain_params`` is the plain point with the lowest validation RMSE,
+    or None when the grid has no plain point.
+    """
     results = []
     for index, params in enumerate(grid):
         fitted = recommend.fit_recommender(
@@ -502,11 +626,19 @@ def tune_als(
             params,
             validation_rmse,
         )
-    best = min(results, key=lambda result: _finite_or(result["validation_rmse"], math.inf))
+
+    def error(result: dict[str, Any]) -> float:
+        return _finite_or(result["validation_rmse"], math.inf)
+
+    best = min(results, key=error)
+    plain = [result for result in results if not recommend.is_biased(result["params"])]
+    best_plain = min(plain, key=error) if plain else None
     return {
         "results": results,
         "best_params": best["params"],
         "best_validation_rmse": best["validation_rmse"],
+        "best_plain_params": None if best_plain is None else best_plain["params"],
+        "best_plain_validation_rmse": None if best_plain is None else best_plain["validation_rmse"],
     }
 
 
@@ -593,6 +725,15 @@ def _train_recommender(
         recommender = recommend.fit_recommender(
             train, users, songs, tuning["best_params"], options.seed, options.checkpoint_interval
         )
+    plain_params = tuning["best_plain_params"]
+    plain_recommender = None
+    if plain_params is not None and plain_params != tuning["best_params"]:
+        with stages.stage("recommender.fit_plain"):
+            plain_recommender = recommend.fit_recommender(
+                train, users, songs, plain_params, options.seed, options.checkpoint_interval
+            )
+    elif plain_params is not None:
+        plain_recommender = recommender
 
     implicit_grid = recommend.IMPLICIT_ALS_GRIDS[options.als_grid]
     with stages.stage("recommender.implicit_tune"):
@@ -605,12 +746,17 @@ def _train_recommender(
 
     with stages.stage("recommender.evaluate_rmse"):
         scored = recommender.predict(test).cache()
-        rmse = {"als": evaluate.rmse(scored), **recommend.baseline_rmses(train, scored)}
+        rmse = {"als": evaluate.rmse(scored)}
+        rmse["als_plain"] = (
+            None if plain_recommender is None else evaluate.rmse(plain_recommender.predict(test))
+        )
+        rmse.update(recommend.baseline_rmses(train, scored))
         sizes["scored_test_pairs"] = scored.count()
         scored.unpersist()
         logger.info(
-            "test RMSE: ALS %.4f, global mean %.4f, user mean %.4f on %d pairs",
+            "test RMSE: ALS %.4f (plain ALS %s), global mean %.4f, user mean %.4f on %d pairs",
             rmse["als"],
+            "n/a" if rmse["als_plain"] is None else f"{rmse['als_plain']:.4f}",
             rmse["global_mean"],
             rmse["user_mean"],
             sizes["scored_test_pairs"],
@@ -622,6 +768,8 @@ def _train_recommender(
 
     model_dir = run_dir / "models" / "recommender"
     recommender.save(model_dir / "explicit")
+    if plain_recommender is not None and plain_recommender is not recommender:
+        plain_recommender.save(model_dir / "explicit_plain")
     ranker.save(model_dir / "implicit")
 
     section: dict[str, Any] = {
@@ -638,7 +786,17 @@ def _train_recommender(
             "grid": grid,
             "tuning": tuning,
             "chosen_params": tuning["best_params"],
+            "biased": recommend.is_biased(tuning["best_params"]),
             "model_path": str(model_dir / "explicit"),
+            "plain_params": plain_params,
+            "plain_model_path": (
+                None
+                if plain_recommender is None
+                else str(
+                    model_dir
+                    / ("explicit" if plain_recommender is recommender else "explicit_plain")
+                )
+            ),
         },
         "ranking_model": {
             "grid": implicit_grid,

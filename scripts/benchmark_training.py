@@ -137,12 +137,16 @@ def summarise(metrics: dict[str, Any], sampler: MemorySampler) -> dict[str, Any]
     churn = metrics.get("churn")
     if churn:
         best = churn["best_model"]
-        best_auc = churn["models"][best]["test"]["roc_auc"]
+        candidates = dict(churn["models"])
+        if churn.get("ensemble"):
+            candidates["mean_of_models"] = churn["ensemble"]
+        best_auc = candidates[best]["test"]["roc_auc"]
         oracle = (churn.get("oracle") or {}).get("roc_auc")
         summary["churn"] = {
             "users": churn["data"]["users"],
             "churn_rate": churn["data"]["churn_rate"],
-            "test_auc": {name: model["test"]["roc_auc"] for name, model in churn["models"].items()},
+            "test_auc": {name: model["test"]["roc_auc"] for name, model in candidates.items()},
+            "cv_auc": {name: model["cv"]["best_cv_auc"] for name, model in candidates.items()},
             "best_model": best,
             "oracle_auc": oracle,
         }
@@ -169,6 +173,11 @@ def summarise(metrics: dict[str, Any], sampler: MemorySampler) -> dict[str, Any]
         summary["checks"]["als_rmse_at_least_15pct_below_user_mean"] = (
             None if rmse["user_mean"] is None else rmse["als"] <= 0.85 * rmse["user_mean"]
         )
+        summary["rating_model"] = {
+            "chosen_params": rec["rating_model"]["chosen_params"],
+            "biased": rec["rating_model"].get("biased"),
+            "plain_params": rec["rating_model"].get("plain_params"),
+        }
     return summary
 
 
@@ -189,6 +198,8 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"| explicit ALS | {rec['rmse']['als']:.4f} | {rec['ndcg_at_k']['als_explicit']:.4f} |"
         )
+        if rec["rmse"].get("als_plain") is not None:
+            lines.append(f"| plain ALS (no bias terms) | {rec['rmse']['als_plain']:.4f} | |")
         lines.append(f"| implicit ALS | | {rec['ndcg_at_k']['als_implicit']:.4f} |")
         lines.append(f"| user mean | {rec['rmse']['user_mean']:.4f} | |")
         lines.append(f"| global mean | {rec['rmse']['global_mean']:.4f} | |")

@@ -42,6 +42,7 @@ RUN_SPECIFIC_KEYS = {
     "options",
     "ground_truth",
     "model_path",
+    "plain_model_path",
     # Only the cluster run writes its predictions back.
     "table",
 }

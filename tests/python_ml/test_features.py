@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -104,3 +105,94 @@ def test_labelled_users_joins_labels(spark):
         for row in features.labelled_users(feature_rows, labels).collect()
     }
     assert joined == {1: 1.0, 2: 0.0}
+
+
+DERIVED_SCHEMA = st.StructType(
+    [
+        st.StructField("user_id", st.LongType()),
+        st.StructField("play_count_2d", st.LongType()),
+        st.StructField("play_count_10d", st.LongType()),
+        st.StructField("download_count_10d", st.LongType()),
+        st.StructField("search_count_10d", st.LongType()),
+        st.StructField("active_day_count_2d", st.LongType()),
+        st.StructField("active_day_count_10d", st.LongType()),
+        st.StructField("play_time_avg_10d", st.DoubleType()),
+        st.StructField("days_since_last_event", st.IntegerType()),
+    ]
+)
+
+
+def test_derived_features_need_their_columns():
+    spec = features.discover_features(SCHEMA, window_days=9)
+    names = [name for name, _ in features.derived_expressions(spec)]
+    # No days_since_last_event and no download count: no silence feature, no download mix.
+    assert names == [
+        "play_count_days_3_to_9_log1p",
+        "play_count_2d_trend",
+        "search_per_play_log",
+    ]
+
+
+def test_derived_features_hand_computed(spark):
+    rows = [
+        # 10-day window; last event 4 days ago; 6 plays, 2 of them in the last 2 days.
+        (1, 2, 6, 1, 3, 1, 3, 150.0, 4),
+        # NULL counts read as 0; the silence covers the whole window.
+        (2, None, None, None, None, None, None, None, 10),
+    ]
+    frame = spark.createDataFrame(rows, DERIVED_SCHEMA)
+    spec = features.discover_features(frame.schema, window_days=10)
+    derived = [name for name, _ in features.derived_expressions(spec)]
+    assert derived == [
+        "play_count_days_3_to_10_log1p",
+        "active_day_count_days_3_to_10_log1p",
+        "play_count_2d_trend",
+        "active_day_count_2d_trend",
+        "event_rate_before_silence_log1p",
+        "silence_event_deficit",
+        "silence_day_deficit",
+        "download_per_play_log",
+        "search_per_play_log",
+    ]
+    model = Pipeline(stages=features.preprocessing_stages(spec, scale=False)).fit(frame)
+    transformed = model.transform(frame)
+    names = features.vector_feature_names(transformed)
+    assert set(derived) <= set(names)
+    by_user = {
+        row["user_id"]: dict(zip(names, row["features"].toArray(), strict=True))
+        for row in transformed.collect()
+    }
+    first = by_user[1]
+    assert first["play_count_days_3_to_10_log1p"] == pytest.approx(math.log(1 + 4))
+    assert first["active_day_count_days_3_to_10_log1p"] == pytest.approx(math.log(1 + 2))
+    assert first["play_count_2d_trend"] == pytest.approx(math.log(1 + 2 / 2) - math.log(1 + 0.6))
+    assert first["active_day_count_2d_trend"] == pytest.approx(
+        math.log(1 + 1 / 2) - math.log(1 + 0.3)
+    )
+    # 10 events over the 6 days before the silence.
+    rate = (6 + 1 + 3) / (10 - 4)
+    assert first["event_rate_before_silence_log1p"] == pytest.approx(math.log(1 + rate))
+    assert first["silence_event_deficit"] == pytest.approx(4 * math.log(1 + rate))
+    assert first["silence_day_deficit"] == pytest.approx(-4 * math.log(1 - 3 / 6))
+    assert first["download_per_play_log"] == pytest.approx(math.log(2) - math.log(7))
+    assert first["search_per_play_log"] == pytest.approx(math.log(4) - math.log(7))
+
+    second = by_user[2]
+    assert second["play_count_days_3_to_10_log1p"] == 0.0
+    assert second["play_count_2d_trend"] == 0.0
+    # The days before the silence count at least one, so the rate stays finite.
+    assert second["event_rate_before_silence_log1p"] == 0.0
+    assert second["silence_event_deficit"] == 0.0
+    assert second["silence_day_deficit"] == 0.0
+
+
+def test_derived_share_of_active_days_is_capped(spark):
+    # Active on all 6 days before a 4-day silence: the share 1 is capped.
+    frame = spark.createDataFrame([(1, 2, 6, 0, 0, 1, 6, 150.0, 4)], DERIVED_SCHEMA)
+    spec = features.discover_features(frame.schema, window_days=10)
+    model = Pipeline(stages=features.preprocessing_stages(spec, scale=False)).fit(frame)
+    transformed = model.transform(frame)
+    names = features.vector_feature_names(transformed)
+    values = dict(zip(names, transformed.first()["features"].toArray(), strict=True))
+    expected = -4 * math.log(1 - features.MAX_ACTIVE_SHARE)
+    assert values["silence_day_deficit"] == pytest.approx(expected)

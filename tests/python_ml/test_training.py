@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pyspark.sql import functions as sf
 
@@ -88,13 +89,23 @@ def test_golden_metrics_keys_in_range(golden_run):
         assert model["chosen_params"] == model["grid"][0]
         assert model["cv"]["threshold"] is not None
         assert len(model["feature_weights"]) >= len(churn_section["features"]["activity_columns"])
-    assert churn_section["best_model"] in churn.MODELS
+    ensemble = churn_section["ensemble"]
+    assert ensemble["members"] == sorted(churn.MODELS)
+    assert len(ensemble["cv"]["fold_auc"]) == 2
+    for key in ("roc_auc", "pr_auc", "brier"):
+        _assert_unit_interval(ensemble["test"][key], f"mean_of_models {key}")
+    cells = ensemble["test"]["confusion_matrix"]
+    assert (
+        sum(cells[key] for key in cells if key.endswith(("_positives", "_negatives")))
+        == (churn_section["data"]["test_users"])
+    )
+    assert churn_section["best_model"] in {*churn.MODELS, training.ENSEMBLE_NAME}
 
     rec = metrics["recommender"]
     assert rec["data"]["pairs"] == 199
     assert rec["data"]["train_pairs"] + rec["data"]["test_pairs"] == 199
     assert 0 < rec["data"]["scored_test_pairs"] <= rec["data"]["test_pairs"]
-    for name in ("als", "global_mean", "user_mean"):
+    for name in ("als", "als_plain", "global_mean", "user_mean"):
         assert rec["rmse"][name] > 0.0, name
     assert rec["ranking"]["k"] == 5
     assert set(rec["ranking"]["held_out"]) == {"als_implicit", "als_explicit", "popularity"}
@@ -102,7 +113,16 @@ def test_golden_metrics_keys_in_range(golden_run):
         assert ranking["users"] > 0
         for key in ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"):
             _assert_unit_interval(ranking[key], f"{name} {key}")
-    assert rec["rating_model"]["chosen_params"] == recommend.ALS_GRIDS["quick"][0]
+    rating_model = rec["rating_model"]
+    assert rating_model["chosen_params"] in recommend.ALS_GRIDS["quick"]
+    assert rating_model["biased"] == recommend.is_biased(rating_model["chosen_params"])
+    # The plain point is refitted and reported whichever point wins.
+    assert rating_model["plain_params"] == recommend.ALS_GRIDS["quick"][1]
+    assert not recommend.is_biased(rating_model["plain_params"])
+    tuned = {str(result["params"]): result for result in rating_model["tuning"]["results"]}
+    assert set(tuned) == {str(point) for point in recommend.ALS_GRIDS["quick"]}
+    best = min(tuned.values(), key=lambda result: result["validation_rmse"])
+    assert best["params"] == rating_model["chosen_params"]
     assert rec["ranking_model"]["chosen_params"] == recommend.IMPLICIT_ALS_GRIDS["quick"][0]
     assert rec["ranking"]["against_oracle"] is None
     stages = ("total", "churn", "churn.gbt.tune", "recommender.fit", "recommender.implicit_fit")
@@ -116,9 +136,10 @@ def test_golden_tables_written_back(spark, golden_run):
     predictions = spark.table(schemas.output(data.CHURN_PREDICTIONS)).cache()
     population = _ids(spark.table(schemas.mart(data.CHURN_LABELS)), "user_id")
     assert predictions.columns == ["user_id", "churn_probability", "model_name", "run_id"]
-    assert predictions.count() == len(churn.MODELS) * len(population)
+    # One row per population user for each model and for their average.
+    assert predictions.count() == (len(churn.MODELS) + 1) * len(population)
     assert _ids(predictions, "user_id") == population
-    assert _ids(predictions, "model_name") == set(churn.MODELS)
+    assert _ids(predictions, "model_name") == {*churn.MODELS, training.ENSEMBLE_NAME}
     assert _ids(predictions, "run_id") == {"golden"}
     assert predictions.filter(~sf.col("churn_probability").between(0.0, 1.0)).count() == 0
 
@@ -222,3 +243,47 @@ def test_roc_chart_is_a_png(tmp_path):
     image = imread(path)
     assert image.shape[0] > 400
     assert image.shape[1] > 400
+
+
+def _predictions(probabilities: list[float], folds: list[int] | None = None):
+    frame = pd.DataFrame(
+        {
+            "user_id": [10, 11, 12, 13],
+            "label": [1.0, 0.0, 1.0, 0.0],
+            churn.PROBABILITY_COLUMN: probabilities,
+        }
+    )
+    if folds is not None:
+        frame["fold"] = folds
+    return frame
+
+
+def test_mean_of_models_averages_members():
+    folds = [0, 0, 1, 1]
+    # Alone, a ranks user 13 above user 12 in fold 1 and b ranks 11 above 10 in
+    # fold 0; their average ranks both folds right.
+    out_of_fold = {
+        "a": _predictions([0.9, 0.1, 0.3, 0.4], folds),
+        "b": _predictions([0.2, 0.3, 0.9, 0.1], folds),
+    }
+    test_scores = {"a": _predictions([0.8, 0.6, 0.2, 0.4]), "b": _predictions([0.6, 0.2, 0.6, 0.0])}
+
+    section, tested = training.mean_of_models(out_of_fold, test_scores)
+
+    assert section["members"] == ["a", "b"]
+    assert section["cv"]["fold_auc"] == [1.0, 1.0]
+    assert section["cv"]["best_cv_auc"] == 1.0
+    by_user = tested.set_index("user_id")[churn.PROBABILITY_COLUMN]
+    assert by_user.to_dict() == pytest.approx({10: 0.7, 11: 0.4, 12: 0.4, 13: 0.2})
+    assert section["test"]["roc_auc"] == pytest.approx(0.875)
+
+
+def test_mean_of_models_rejects_different_users():
+    folds = [0, 0, 1, 1]
+    other = _predictions([0.5, 0.5, 0.5, 0.5], folds)
+    other["user_id"] = [10, 11, 12, 99]
+    out_of_fold = {"a": _predictions([0.9, 0.1, 0.3, 0.4], folds), "b": other}
+    test_scores = {"a": _predictions([0.5] * 4), "b": _predictions([0.5] * 4)}
+
+    with pytest.raises(ValueError, match="different users"):
+        training.mean_of_models(out_of_fold, test_scores)
