@@ -369,8 +369,8 @@ def _average_probabilities(
         merged = frame if merged is None else merged.merge(frame, on=keys, how="inner")
     if len(merged) != len(frames[members[0]]):
         raise ValueError(
-            f"the churn models scored different users ({len(merged)} in common "
-            f"of {len(frames[members[0]])}); cannot average them"
+            "cannot average the churn models: they scored different users "
+            f"({len(merged)} in common out of {len(frames[members[0]])})"
         )
     merged[churn.PROBABILITY_COLUMN] = merged[members].mean(axis=1)
     return merged[[*keys, churn.PROBABILITY_COLUMN]]
@@ -601,7 +601,7 @@ def tune_als(
     grid: list[dict[str, Any]],
     options: TrainingOptions,
 ) -> dict[str, Any]:
-    """Fit explicit ALS on the fit part for every grid point; keep the lowest validation RMSE.
+    """Fit explicit ALS on the fit part for every grid point and keep the lowest validation RMSE.
 
     The grid may mix plain and biased points (:func:`recommend.is_biased`).
     ``best_plain_params`` is the plain point with the lowest validation RMSE,

@@ -88,8 +88,8 @@ def measure(
 def node_times(run_results: Path) -> dict[str, object]:
     """Summarise dbt's run_results.json: time per kind of node and the slowest nodes.
 
-    A node's time is its execution time as dbt reports it; with several
-    threads, nodes overlap and a node may wait for Spark while another runs.
+    A node's time is its execution time as dbt reports it. With several
+    threads, nodes overlap, and a node may wait for Spark while another runs.
     """
     results = json.loads(run_results.read_text(encoding="utf-8"))["results"]
     per_kind: dict[str, dict[str, float]] = {}

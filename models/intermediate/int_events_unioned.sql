@@ -1,8 +1,8 @@
 -- The valid lines of all three logs in one shape: one row per valid line,
 -- repeats kept, before bots are removed and users sampled.
 --
--- A view: the staging tables hold the parsed lines already, and each reader
--- scans only the columns it needs.
+-- A view, because the staging tables already contain the parsed lines and
+-- each reader scans only the columns it needs.
 {{ config(materialized="view") }}
 
 with

@@ -1,7 +1,7 @@
 """``dbt build`` of the golden fixture reproduces every expected value, on both targets.
 
 Each test runs once on the local target's warehouse and once on the warehouse
-that the Thrift server wrote; the marts are read from their parquet files, so
+that the Thrift server wrote. The marts are read from their parquet files, so
 the comparison is the same for both.
 """
 

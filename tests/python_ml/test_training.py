@@ -260,8 +260,8 @@ def _predictions(probabilities: list[float], folds: list[int] | None = None):
 
 def test_mean_of_models_averages_members():
     folds = [0, 0, 1, 1]
-    # Alone, a ranks user 13 above user 12 in fold 1 and b ranks 11 above 10 in
-    # fold 0; their average ranks both folds right.
+    # Alone, a ranks user 13 above user 12 in fold 1, and b ranks 11 above 10
+    # in fold 0. Their average ranks both folds right.
     out_of_fold = {
         "a": _predictions([0.9, 0.1, 0.3, 0.4], folds),
         "b": _predictions([0.2, 0.3, 0.9, 0.1], folds),

@@ -2,8 +2,8 @@
 -- contract's rules in their order. Typed columns are filled for valid lines
 -- only; a rejected line keeps its reason, archive and raw text.
 --
--- A table, not a view: it is the one pass over the landed lines, and every
--- later model and test reads its typed columns instead of parsing again.
+-- A table rather than a view, because it is the one pass over the landed
+-- lines: every later model and test reads its typed columns, not the raw ones.
 {{ config(materialized='table') }}
 
 with
