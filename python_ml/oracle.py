@@ -4,7 +4,8 @@
 files are described in ``docs/generator.md`` and read through
 ``python_ml.generator.truth``. Training uses it, when present, to report how
 far each model is from the best possible: the oracle AUC of the true churn
-probabilities and the ranking metrics of each user's true top songs.
+probabilities (given the hidden state, and given only the observed days) and
+the ranking metrics of each user's true top songs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pyspark.sql import types as st
 from python_ml.generator import truth
 
 logger = logging.getLogger(__name__)
+
+OBSERVED_COLUMN = "observed_churn_probability"
 
 ORACLE_SCHEMA = st.StructType(
     [
@@ -52,13 +55,25 @@ class GroundTruth:
         return cls(Path(path))
 
     def churn_probabilities(self, user_ids: list[int]) -> pd.DataFrame:
-        """Return ``user_id`` and the true ``churn_probability`` of the given users it contains.
+        """Return ``user_id`` and the true churn probabilities of the given users it contains.
 
-        Users missing from the ground truth, or whose probability is undefined
-        (bots, users not yet joined), are left out.
+        ``churn_probability`` knows each user's hidden state on the snapshot
+        date; ``observed_churn_probability``, when the folder has it, infers
+        the state from the observed days and is the best any model can reach.
+        Users missing from the ground truth, or whose probability is
+        undefined (bots, users not yet joined), are left out.
         """
-        users = truth.read_users(self.path)[["user_id", "churn_probability"]]
-        wanted = users[users["user_id"].isin(set(user_ids))]
+        users = truth.read_users(self.path)
+        columns = ["user_id", "churn_probability"]
+        if OBSERVED_COLUMN in users.columns:
+            columns.append(OBSERVED_COLUMN)
+        else:
+            logger.info(
+                "ground truth %s has no %s; the observed-days oracle is left out",
+                self.path,
+                OBSERVED_COLUMN,
+            )
+        wanted = users.loc[users["user_id"].isin(set(user_ids)), columns]
         return wanted.dropna(subset=["churn_probability"]).reset_index(drop=True)
 
     def top_songs_frame(self, users: DataFrame, n: int, exclude: DataFrame) -> DataFrame:

@@ -38,6 +38,8 @@ class ReportData:
         Test labels and predicted probabilities per churn model.
     oracle_churn : tuple of arrays, optional
         Test labels and ground-truth probabilities.
+    observed_oracle_churn : tuple of arrays, optional
+        Test labels and the ground truth's probabilities from the observed days.
     feature_weights : dict of str to dict of str to float
         Importances or standardised coefficients per churn model.
     rating_distribution : list of (rating, pair count)
@@ -48,6 +50,7 @@ class ReportData:
 
     churn_scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     oracle_churn: tuple[np.ndarray, np.ndarray] | None = None
+    observed_oracle_churn: tuple[np.ndarray, np.ndarray] | None = None
     feature_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     rating_distribution: list[tuple[float, int]] = field(default_factory=list)
     sample_recommendations: pd.DataFrame | None = None
@@ -67,6 +70,8 @@ def plot_roc(data: ReportData, path: Path) -> Path:
     curves = dict(data.churn_scores)
     if data.oracle_churn is not None:
         curves["oracle (ground truth)"] = data.oracle_churn
+    if data.observed_oracle_churn is not None:
+        curves["oracle from the observed days"] = data.observed_oracle_churn
     for name, (labels, scores) in curves.items():
         false_rate, true_rate = evaluate.roc_curve(labels, scores)
         auc = evaluate.roc_auc(labels, scores)
@@ -230,7 +235,12 @@ AUC: <strong>{{ churn.best_model }}</strong>.</p>
 {% if churn.oracle %}<tr><td>oracle (ground truth)</td><td></td>
 <td>{{ fmt(churn.oracle.roc_auc) }}</td>
 <td>{{ fmt(churn.oracle.pr_auc) }}</td><td>{{ fmt(churn.oracle.log_loss) }}</td>
-<td>{{ fmt(churn.oracle.brier) }}</td><td colspan="9"></td></tr>{% endif %}
+<td>{{ fmt(churn.oracle.brier) }}</td><td colspan="9"></td></tr>
+{% if churn.oracle.observed %}{% set observed = churn.oracle.observed %}
+<tr><td>oracle from the observed days</td><td></td>
+<td>{{ fmt(observed.roc_auc) }}</td>
+<td>{{ fmt(observed.pr_auc) }}</td><td>{{ fmt(observed.log_loss) }}</td>
+<td>{{ fmt(observed.brier) }}</td><td colspan="9"></td></tr>{% endif %}{% endif %}
 </table>
 <p>The threshold maximises F1 on the out-of-fold predictions of the training users.</p>
 {% endif %}

@@ -588,8 +588,15 @@ def _churn_oracle(
     y = matched[LABEL_COLUMN].to_numpy(dtype=float)
     p = matched["churn_probability"].to_numpy(dtype=float)
     report_data.oracle_churn = (y, p)
-    result = {"test_users": len(matched), **evaluate.binary_metrics(y, p)}
+    result = {"test_users": len(matched), **evaluate.binary_metrics(y, p), "observed": None}
     logger.info("oracle test ROC AUC %.4f on %d users", result["roc_auc"], len(matched))
+    if oracle.OBSERVED_COLUMN in matched.columns:
+        observed = matched[oracle.OBSERVED_COLUMN].to_numpy(dtype=float)
+        report_data.observed_oracle_churn = (y, observed)
+        result["observed"] = evaluate.binary_metrics(y, observed)
+        logger.info(
+            "oracle test ROC AUC from the observed days %.4f", result["observed"]["roc_auc"]
+        )
     return result
 
 

@@ -142,6 +142,7 @@ def summarise(metrics: dict[str, Any], sampler: MemorySampler) -> dict[str, Any]
             candidates["mean_of_models"] = churn["ensemble"]
         best_auc = candidates[best]["test"]["roc_auc"]
         oracle = (churn.get("oracle") or {}).get("roc_auc")
+        observed = ((churn.get("oracle") or {}).get("observed") or {}).get("roc_auc")
         summary["churn"] = {
             "users": churn["data"]["users"],
             "churn_rate": churn["data"]["churn_rate"],
@@ -149,6 +150,7 @@ def summarise(metrics: dict[str, Any], sampler: MemorySampler) -> dict[str, Any]
             "cv_auc": {name: model["cv"]["best_cv_auc"] for name, model in candidates.items()},
             "best_model": best,
             "oracle_auc": oracle,
+            "observed_oracle_auc": observed,
         }
         summary["checks"]["best_auc_within_0.02_of_oracle"] = (
             None if oracle is None or best_auc is None else oracle - best_auc <= 0.02
@@ -191,6 +193,8 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {name} | {auc:.4f} |")
         if churn["oracle_auc"] is not None:
             lines.append(f"| oracle (ground truth) | {churn['oracle_auc']:.4f} |")
+        if churn.get("observed_oracle_auc") is not None:
+            lines.append(f"| oracle from the observed days | {churn['observed_oracle_auc']:.4f} |")
         lines.append("")
     if "recommender" in summary:
         rec = summary["recommender"]

@@ -124,11 +124,13 @@ def run(args: argparse.Namespace) -> int:
         summary.blank_lines,
     )
     logger.info(
-        "%d users with events, %d bots, population %d, churn rate %.3f, oracle AUC %.4f",
+        "%d users with events, %d bots, population %d, churn rate %.3f, "
+        "oracle AUC %.4f (%.4f from the observed days alone)",
         summary.users_with_events,
         summary.bots,
         summary.population_users,
         summary.churn_rate,
         summary.oracle_auc,
+        summary.observed_oracle_auc,
     )
     return 0

@@ -34,6 +34,7 @@ from python_ml.generator.params import (
     BOT_PERCENTILE,
     DAY_COUNT,
     FIRST_DAY,
+    INITIAL_FADE_AGES,
     LABEL_FIRST_INDEX,
     LABEL_LAST_INDEX,
     SNAPSHOT_INDEX,
@@ -244,39 +245,158 @@ def oracle_churn_probability(
     gamma-Poisson zero probability ``(1 + m / shape) ** -shape``.
     """
     users = len(traits.play_rate)
-    ages_tracked = DAY_COUNT + 1
+    state = activity.state[:, SNAPSHOT_INDEX]
+    age = activity.fade_age[:, SNAPSHOT_INDEX]
+    mass = np.zeros((users, _state_columns()))
+    rows = np.arange(users)
+    mass[rows[state == ACTIVE], _ACTIVE_COLUMN] = 1.0
+    fading_rows = rows[state == FADING]
+    mass[fading_rows, _fading_column(age[fading_rows])] = 1.0
+    mass[rows[(state == GONE) | (state == NOT_JOINED)], _GONE_COLUMN] = 1.0
+    return _no_event_after_snapshot(params, traits, mass)
+
+
+def observed_churn_probability(
+    params: GenerationParameters, traits: ActivityTraits, counts: np.ndarray
+) -> np.ndarray:
+    """Return each user's probability of no event in the label window, given the observed days.
+
+    Unlike :func:`oracle_churn_probability`, this does not know the hidden
+    state on the snapshot date. A forward (filtering) pass over the states
+    infers it from the user's daily event counts up to that date, with the
+    user's true traits and the generator's parameters. No model of the
+    feature window's events can expect to do better, because a model must
+    also estimate the traits.
+
+    Take a day with multiplier ``s`` (day factor times state factor), ``c``
+    events of all kinds and ``m = R s`` expected events for the user's total
+    rate ``R``. The gamma-Poisson likelihood of the day is proportional to
+    ``s ** c * (1 + m / shape) ** -(shape + c)``. The rest of it depends
+    only on how the events split between kinds, which is the same in every
+    state, so it cancels. ``GONE`` and ``NOT_JOINED`` allow silent days only.
+    An existing user is fading on the first day with probability
+    ``initial_fading_share``, at an age drawn uniformly below
+    ``INITIAL_FADE_AGES``. A new user is ``NOT_JOINED`` until the join day
+    and ``ACTIVE`` on it.
+
+    Parameters
+    ----------
+    params : GenerationParameters
+    traits : ActivityTraits
+    counts : numpy.ndarray, shape (3, users, days)
+        Simulated plays, downloads and searches; days after the snapshot date
+        are ignored.
+
+    Returns
+    -------
+    numpy.ndarray
+        One probability per user; NaN for a user whose counts the simulation
+        cannot produce (events before the join day).
+    """
+    users = len(traits.play_rate)
     factors = day_factors(params)
     shape = params.day_intensity_shape
     total_rate = traits.total_rate()
+    events = counts[:, :, : SNAPSHOT_INDEX + 1].sum(axis=0)
+    fading_factor = _fading_factors(params)
 
-    state = activity.state[:, SNAPSHOT_INDEX]
-    age = activity.fade_age[:, SNAPSHOT_INDEX]
-    # Columns: 0 = ACTIVE, 1..ages_tracked = FADING at age column-1, last = GONE.
-    mass = np.zeros((users, ages_tracked + 2))
-    rows = np.arange(users)
-    mass[rows[state == ACTIVE], 0] = 1.0
-    fading_rows = rows[state == FADING]
-    mass[fading_rows, 1 + np.minimum(age[fading_rows], ages_tracked - 1)] = 1.0
-    mass[rows[(state == GONE) | (state == NOT_JOINED)], -1] = 1.0
+    not_joined = np.zeros(users)
+    impossible = np.zeros(users, dtype=bool)
+    mass = np.zeros((users, _state_columns()))
+    existing = traits.join_day == 0
+    mass[existing, _ACTIVE_COLUMN] = 1.0 - params.initial_fading_share
+    initial_ages = np.arange(INITIAL_FADE_AGES)
+    for column in _fading_column(initial_ages):
+        mass[existing, column] = params.initial_fading_share / INITIAL_FADE_AGES
+    not_joined[~existing] = 1.0
 
-    fade_ages = np.arange(ages_tracked)
-    fading_factor = params.fading_start_factor * np.exp(-fade_ages / params.fading_decay_days)
+    log_factors = np.concatenate([[0.0], np.log(fading_factor)])
+    multipliers = np.concatenate([[1.0], fading_factor])
+    for day in range(SNAPSHOT_INDEX + 1):
+        joining = traits.join_day == day
+        mass[joining, _ACTIVE_COLUMN] += not_joined[joining]
+        not_joined[joining] = 0.0
+
+        count = events[:, day].astype(float)[:, None]
+        expected = total_rate[:, None] * factors[day] * multipliers[None, :]
+        log_likelihood = np.empty_like(mass)
+        log_likelihood[:, :-1] = count * (np.log(factors[day]) + log_factors[None, :]) - (
+            shape + count
+        ) * np.log1p(expected / shape)
+        # A silent state has likelihood 1 on a silent day and 0 otherwise.
+        silent = events[:, day] == 0
+        log_likelihood[:, _GONE_COLUMN] = np.where(silent, 0.0, -np.inf)
+        # Scale by the best state's likelihood so that busy days do not underflow.
+        log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
+        scale = np.exp(log_likelihood)
+        mass *= scale
+        not_joined *= scale[:, _GONE_COLUMN]
+        total = mass.sum(axis=1) + not_joined
+        # No state allows events before the join day, which only a bot has.
+        # Such a user gets NaN.
+        impossible |= total == 0
+        total[impossible] = 1.0
+        mass /= total[:, None]
+        not_joined /= total
+        if day < SNAPSHOT_INDEX:
+            mass = _next_day_mass(params, traits, mass, day)
+    # A user who joins after the snapshot date is not in the population. As
+    # in the oracle, such a user counts as gone.
+    mass[:, _GONE_COLUMN] += not_joined
+    probability = _no_event_after_snapshot(params, traits, mass)
+    probability[impossible] = np.nan
+    return probability
+
+
+# Columns of the state mass: ACTIVE, FADING at ages 0..DAY_COUNT, then GONE.
+_FADE_AGES_TRACKED = DAY_COUNT + 1
+_ACTIVE_COLUMN = 0
+_GONE_COLUMN = -1
+
+
+def _state_columns() -> int:
+    return _FADE_AGES_TRACKED + 2
+
+
+def _fading_column(age: np.ndarray) -> np.ndarray:
+    return 1 + np.minimum(age, _FADE_AGES_TRACKED - 1)
+
+
+def _fading_factors(params: GenerationParameters) -> np.ndarray:
+    fade_ages = np.arange(_FADE_AGES_TRACKED)
+    return params.fading_start_factor * np.exp(-fade_ages / params.fading_decay_days)
+
+
+def _next_day_mass(
+    params: GenerationParameters, traits: ActivityTraits, mass: np.ndarray, day: int
+) -> np.ndarray:
+    """Move the state mass of each user from ``day`` to ``day + 1``, as the simulation does."""
+    hazard = hazard_on_day(params, traits, day)
     leave, recover = params.leave_probability, params.recover_probability
     back = params.return_probability
-    for day in range(SNAPSHOT_INDEX, LABEL_LAST_INDEX):
-        hazard = hazard_on_day(params, traits, day)
-        active_mass, fading_mass, gone_mass = mass[:, 0], mass[:, 1:-1], mass[:, -1]
-        fading_total = fading_mass.sum(axis=1)
-        moved = np.zeros_like(mass)
-        moved[:, 0] = active_mass * (1 - hazard) + recover * fading_total + back * gone_mass
-        moved[:, 1] = active_mass * hazard
-        moved[:, 2:-1] = fading_mass[:, :-1] * (1 - leave - recover)
-        moved[:, -2] += fading_mass[:, -1] * (1 - leave - recover)
-        moved[:, -1] = gone_mass * (1 - back) + leave * fading_total
+    active_mass, fading_mass, gone_mass = mass[:, 0], mass[:, 1:-1], mass[:, -1]
+    fading_total = fading_mass.sum(axis=1)
+    moved = np.zeros_like(mass)
+    moved[:, 0] = active_mass * (1 - hazard) + recover * fading_total + back * gone_mass
+    moved[:, 1] = active_mass * hazard
+    moved[:, 2:-1] = fading_mass[:, :-1] * (1 - leave - recover)
+    moved[:, -2] += fading_mass[:, -1] * (1 - leave - recover)
+    moved[:, -1] = gone_mass * (1 - back) + leave * fading_total
+    return moved
 
+
+def _no_event_after_snapshot(
+    params: GenerationParameters, traits: ActivityTraits, mass: np.ndarray
+) -> np.ndarray:
+    """Return the probability of no event on any label day, given the state mass on the snapshot."""
+    factors = day_factors(params)
+    shape = params.day_intensity_shape
+    total_rate = traits.total_rate()
+    fading_factor = _fading_factors(params)
+    for day in range(SNAPSHOT_INDEX, LABEL_LAST_INDEX):
+        mass = _next_day_mass(params, traits, mass, day)
         expected = total_rate[:, None] * factors[day + 1]
-        moved[:, 0] *= (1 + expected[:, 0] / shape) ** -shape
-        moved[:, 1:-1] *= (1 + expected * fading_factor[None, :] / shape) ** -shape
-        mass = moved
+        mass[:, 0] *= (1 + expected[:, 0] / shape) ** -shape
+        mass[:, 1:-1] *= (1 + expected * fading_factor[None, :] / shape) ** -shape
     assert LABEL_FIRST_INDEX == SNAPSHOT_INDEX + 1
     return mass.sum(axis=1)

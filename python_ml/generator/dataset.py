@@ -73,9 +73,10 @@ class GenerationSummary:
     blank_lines: int
     dirt: dict[str, int]
     population_users: int
-    # churn_rate is NaN without a population, oracle_auc when all labels are equal.
+    # churn_rate is NaN without a population, the AUCs when all labels are equal.
     churn_rate: float
     oracle_auc: float
+    observed_oracle_auc: float
 
 
 def check_folders(out_dir: Path, truth_dir: Path, overwrite: bool) -> None:
@@ -366,7 +367,12 @@ def generate_dataset(
         blank_lines=manifest["blank_lines"],
         dirt=manifest["dirt"],
         population_users=manifest["population_users"],
-        # The manifest stores NaN (too few users for a figure) as null.
-        churn_rate=math.nan if manifest["churn_rate"] is None else manifest["churn_rate"],
-        oracle_auc=math.nan if manifest["oracle_auc"] is None else manifest["oracle_auc"],
+        churn_rate=_figure(manifest["churn_rate"]),
+        oracle_auc=_figure(manifest["oracle_auc"]),
+        observed_oracle_auc=_figure(manifest["observed_oracle_auc"]),
     )
+
+
+def _figure(value: float | None) -> float:
+    """Return a manifest figure, which stores NaN (too few users for a figure) as null."""
+    return math.nan if value is None else value

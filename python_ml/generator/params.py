@@ -18,6 +18,8 @@ DAY_COUNT = 44
 SNAPSHOT_DATE = dt.date(2017, 4, 28)
 LABEL_WINDOW_DAYS = 14
 BOT_PERCENTILE = 0.999
+# Existing users already fading on the first day start at an age below this.
+INITIAL_FADE_AGES = 6
 
 # Index of the snapshot date among the generated days (0 is 2017-03-30).
 SNAPSHOT_INDEX = (SNAPSHOT_DATE - FIRST_DAY).days

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from python_ml.generator.catalog import Catalog
-from python_ml.generator.params import DAY_COUNT, GenerationParameters
+from python_ml.generator.params import DAY_COUNT, INITIAL_FADE_AGES, GenerationParameters
 from python_ml.generator.seeding import component_rng
 
 INT32_LIMIT = 2**31
@@ -174,7 +174,9 @@ def draw_activity_traits(
     existing = rng.random(count) < params.existing_share
     join_day = np.where(existing, 0, rng.integers(1, DAY_COUNT, size=count)).astype(np.int16)
     fading = existing & (rng.random(count) < params.initial_fading_share)
-    initial_fade_age = np.where(fading, rng.integers(0, 6, size=count), -1).astype(np.int16)
+    initial_fade_age = np.where(fading, rng.integers(0, INITIAL_FADE_AGES, size=count), -1).astype(
+        np.int16
+    )
     return ActivityTraits(
         play_rate=play_rate,
         download_ratio=download_ratio,

@@ -4,7 +4,8 @@ The ground-truth folder contains parquet files and ``manifest.json`` (see
 ``docs/generator.md`` for every column). Two oracles are read back from it:
 
 - :func:`oracle_auc`, the ROC AUC of the true churn probabilities against
-  the realised labels over the contract's population;
+  the realised labels over the contract's population (``observed=True``
+  scores the probabilities inferred from the observed days instead);
 - :func:`oracle_top_songs`, each user's songs ranked by true affinity,
   ``favourite_share * favourite_weight(song) + (1 - favourite_share) *
   taste_weight(genre of song) * popularity_weight(song)``, which is the
@@ -107,8 +108,11 @@ def write_ground_truth(
     state = activity.state[:, SNAPSHOT_INDEX]
     known = ~population.is_bot & (state != churn.NOT_JOINED)
     probability = np.where(known, probability, np.nan)
+    observed = churn.observed_churn_probability(params, population.activity, activity.counts)
+    observed = np.where(known, observed, np.nan)
     scored = in_population & known
     auc = roc_auc(is_churned[scored], probability[scored])
+    observed_auc = roc_auc(is_churned[scored], observed[scored])
     churn_rate = float(is_churned[in_population].mean()) if in_population.any() else math.nan
 
     traits = population.activity
@@ -123,6 +127,7 @@ def write_ground_truth(
             "in_population": in_population,
             "is_churned": is_churned,
             "churn_probability": probability,
+            "observed_churn_probability": observed,
             "state_at_snapshot": [churn.STATE_NAMES[code] for code in state.tolist()],
             "fading_days_at_snapshot": pa.array(fade_age, mask=fade_age < 0),
             "join_date": [dates[day] for day in traits.join_day.tolist()],
@@ -215,6 +220,7 @@ def write_ground_truth(
         "churned_users": int(is_churned[in_population].sum()),
         "churn_rate": _json_number(churn_rate),
         "oracle_auc": _json_number(auc),
+        "observed_oracle_auc": _json_number(observed_auc),
         "catalog_songs": catalog.size,
         "files": [
             USERS_FILE,
@@ -286,11 +292,16 @@ def read_users(truth_dir: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(truth_dir) / USERS_FILE)
 
 
-def oracle_auc(truth_dir: str | Path) -> float:
-    """Return the ROC AUC of ``churn_probability`` against ``is_churned`` over the population."""
+def oracle_auc(truth_dir: str | Path, observed: bool = False) -> float:
+    """Return the ROC AUC of the true churn probabilities against the population's labels.
+
+    With ``observed``, the probabilities are ``observed_churn_probability``,
+    inferred from the days up to the snapshot date without the hidden state.
+    """
+    column = "observed_churn_probability" if observed else "churn_probability"
     users = read_users(truth_dir)
     population = users[users["in_population"]]
-    return roc_auc(population["is_churned"].to_numpy(), population["churn_probability"].to_numpy())
+    return roc_auc(population["is_churned"].to_numpy(), population[column].to_numpy())
 
 
 @dataclasses.dataclass

@@ -25,7 +25,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from python_ml import cli
-from python_ml.generator import generate_dataset, oracle_auc, oracle_top_songs
+from python_ml.generator import churn, generate_dataset, oracle_auc, oracle_top_songs
+from python_ml.generator.params import SNAPSHOT_INDEX, GenerationParameters
+from python_ml.generator.population import ActivityTraits
 from python_ml.generator.truth import AffinityModel
 
 FIRST_DAY = dt.date(2017, 3, 30)
@@ -529,6 +531,79 @@ def test_churn_probability_calibrated(moderate: Path) -> None:
         observed = group["is_churned"].mean()
         predicted = group["churn_probability"].mean()
         assert abs(observed - predicted) < 0.06, f"bin {interval}: {observed} vs {predicted}"
+
+
+def test_observed_probability_between_recency_and_oracle(moderate: Path) -> None:
+    content = manifest(moderate)
+    users = pd.read_parquet(moderate / "ground_truth" / "users.parquet")
+    population = users[users["in_population"]]
+    observed = population["observed_churn_probability"]
+    assert observed.between(0.0, 1.0).all()
+    recomputed = roc_auc_score(population["is_churned"], observed)
+    assert recomputed == pytest.approx(content["observed_oracle_auc"], abs=1e-12)
+    assert oracle_auc(moderate / "ground_truth", observed=True) == pytest.approx(recomputed)
+    # Knowing the hidden state is worth more than the observed days, and the
+    # filter reads those days better than recency alone does.
+    assert recomputed < content["oracle_auc"] - 0.005
+    recency = roc_auc_score(population["is_churned"], population["days_since_last_event"])
+    assert recomputed > recency + 0.01
+    assert observed.mean() == pytest.approx(population["is_churned"].mean(), abs=0.02)
+
+
+def _traits(users: int, join_day: int = 0) -> ActivityTraits:
+    return ActivityTraits(
+        play_rate=np.full(users, 8.0),
+        download_ratio=np.full(users, 0.05),
+        search_rate=np.full(users, 0.5),
+        fade_hazard=np.full(users, 0.04),
+        join_day=np.full(users, join_day, dtype=np.int16),
+        initial_fade_age=np.full(users, -1, dtype=np.int16),
+    )
+
+
+def test_observed_probability_reads_silence() -> None:
+    params = GenerationParameters()
+    counts = np.zeros((3, 3, 44), dtype=np.int32)
+    counts[0, :, : SNAPSHOT_INDEX + 1] = 9
+    counts[0, 1, SNAPSHOT_INDEX - 9 : SNAPSHOT_INDEX + 1] = 0  # silent for the last 10 days
+    counts[0, 2, SNAPSHOT_INDEX + 1 :] = 50  # days after the snapshot are not read
+    traits = _traits(3)
+    observed = churn.observed_churn_probability(params, traits, counts)
+    state = np.full((3, 44), churn.ACTIVE, dtype=np.int8)
+    state[1] = churn.GONE
+    activity = churn.Activity(
+        counts=counts,
+        state=state,
+        fade_age=np.full((3, 44), -1, dtype=np.int16),
+        bot_play_rate=np.zeros(3),
+    )
+    oracle = churn.oracle_churn_probability(params, traits, activity)
+    # A busy user silent for ten days is almost surely gone. A user busy up
+    # to the snapshot is active, or at most a day into fading.
+    assert observed[1] == pytest.approx(oracle[1], abs=0.01)
+    assert oracle[0] < observed[0] < 0.2
+    assert observed[2] == observed[0]
+
+
+def test_observed_probability_of_new_user() -> None:
+    params = GenerationParameters()
+    join_day = SNAPSHOT_INDEX - 5
+    counts = np.zeros((3, 1, 44), dtype=np.int32)
+    counts[0, 0, join_day : SNAPSHOT_INDEX + 1] = 9
+    new_user = churn.observed_churn_probability(params, _traits(1, join_day), counts)
+    existing = churn.observed_churn_probability(params, _traits(1), counts)
+    state = np.full((1, 44), churn.ACTIVE, dtype=np.int8)
+    activity = churn.Activity(
+        counts=counts,
+        state=state,
+        fade_age=np.full((1, 44), -1, dtype=np.int16),
+        bot_play_rate=np.zeros(1),
+    )
+    oracle = churn.oracle_churn_probability(params, _traits(1, join_day), activity)
+    # A user busy since joining is almost surely active, with the higher
+    # hazard of a new user's first weeks.
+    assert oracle[0] < new_user[0] < oracle[0] + 0.05
+    assert new_user[0] > existing[0]
 
 
 def test_churners_fade_before_leaving(moderate: Path) -> None:

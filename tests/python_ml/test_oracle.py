@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import numpy as np
 import pytest
 
+from python_ml import evaluate, training
 from python_ml.generator import generate_dataset
 from python_ml.generator.truth import oracle_top_songs, read_users
-from python_ml.oracle import GroundTruth
+from python_ml.oracle import OBSERVED_COLUMN, GroundTruth
+from python_ml.report import ReportData
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
@@ -36,6 +39,37 @@ def test_churn_probabilities_match_users_file(truth_dir):
     assert sorted(result["user_id"]) == sorted(known["user_id"].head(5))
     expected = known.set_index("user_id").loc[result["user_id"], "churn_probability"]
     np.testing.assert_allclose(result["churn_probability"], expected.to_numpy())
+    observed = known.set_index("user_id").loc[result["user_id"], OBSERVED_COLUMN]
+    np.testing.assert_allclose(result[OBSERVED_COLUMN], observed.to_numpy())
+
+
+def test_older_truth_without_observed_column(tmp_path, truth_dir):
+    shutil.copytree(truth_dir, tmp_path / "truth")
+    users = read_users(truth_dir).drop(columns=[OBSERVED_COLUMN])
+    users.to_parquet(tmp_path / "truth" / "users.parquet")
+    result = GroundTruth(tmp_path / "truth").churn_probabilities(users["user_id"].tolist())
+    assert list(result.columns) == ["user_id", "churn_probability"]
+
+
+def test_churn_oracle_scores_both_probabilities(spark, truth_dir):
+    users = read_users(truth_dir)
+    population = users[users["in_population"]]
+    test = spark.createDataFrame(
+        [(int(row.user_id), float(row.is_churned)) for row in population.itertuples()],
+        "user_id bigint, label double",
+    )
+    data = ReportData()
+    result = training._churn_oracle(GroundTruth(truth_dir), test, data)
+    labels = population["is_churned"].to_numpy(dtype=float)
+    assert result["test_users"] == len(population)
+    assert result["roc_auc"] == pytest.approx(
+        evaluate.roc_auc(labels, population["churn_probability"].to_numpy())
+    )
+    assert result["observed"]["roc_auc"] == pytest.approx(
+        evaluate.roc_auc(labels, population[OBSERVED_COLUMN].to_numpy())
+    )
+    assert result["observed"]["roc_auc"] != pytest.approx(result["roc_auc"])
+    assert data.observed_oracle_churn is not None
 
 
 def test_top_songs_frame_matches_generator(spark, truth_dir):
