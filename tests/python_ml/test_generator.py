@@ -520,16 +520,17 @@ def test_oracle_auc_churn_rate_in_range(moderate: Path) -> None:
     assert content["churn_rate"] == pytest.approx(population["is_churned"].mean())
 
 
-def test_churn_probability_calibrated(moderate: Path) -> None:
+@pytest.mark.parametrize("column", ["churn_probability", "observed_churn_probability"])
+def test_churn_probability_calibrated(moderate: Path, column: str) -> None:
     users = pd.read_parquet(moderate / "ground_truth" / "users.parquet")
     population = users[users["in_population"]]
-    bins = pd.cut(population["churn_probability"], [0, 0.1, 0.5, 0.9, 1.0], include_lowest=True)
+    bins = pd.cut(population[column], [0, 0.1, 0.5, 0.9, 1.0], include_lowest=True)
     grouped = population.groupby(bins, observed=True)
     for interval, group in grouped:
         if len(group) < 100:
             continue
         observed = group["is_churned"].mean()
-        predicted = group["churn_probability"].mean()
+        predicted = group[column].mean()
         assert abs(observed - predicted) < 0.06, f"bin {interval}: {observed} vs {predicted}"
 
 
