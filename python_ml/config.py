@@ -52,6 +52,8 @@ def data_dir() -> Path:
 def _env_var(name: str, default: str | None = None) -> str:
     if name == "MUSICBOX_DATA_DIR":
         return str(data_dir())
+    if name == "MUSICBOX_PROJECT_DIR":
+        return str(project_dir())
     value = os.environ.get(name, default)
     if value is None:
         raise ConfigError(f"environment variable {name} is required by a project file but not set")

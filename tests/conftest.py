@@ -63,10 +63,18 @@ def run_musicbox(
     return run_command([str(BIN_DIR / "musicbox"), *args], data_dir, check=check, **extra_env)
 
 
+BUILD_OUTPUT_FILE = "dbt-build-output.txt"
+
+
 def build_golden(data_dir: Path, target: str = "local") -> Path:
-    """Land the golden fixture into ``data_dir`` and run ``dbt build`` on it."""
+    """Land the golden fixture into ``data_dir`` and run ``dbt build`` on it.
+
+    The build's standard output and error are kept in ``BUILD_OUTPUT_FILE``
+    inside ``data_dir``.
+    """
     run_musicbox(["land", str(GOLDEN_DIR / "raw")], data_dir)
-    run_dbt(["build", "--target", target], data_dir)
+    completed = run_dbt(["build", "--target", target], data_dir)
+    (data_dir / BUILD_OUTPUT_FILE).write_text(completed.stdout + completed.stderr, "utf-8")
     return data_dir
 
 

@@ -5,10 +5,12 @@
     process was killed) leaves such a folder, and Spark refuses to create a
     managed table over a non-empty folder (LOCATION_ALREADY_EXISTS), so every
     later build of the model would fail. Spark SQL cannot delete a folder, but
-    dropping a managed table deletes its location: a placeholder table
-    `<identifier>__dbt_sweep` is pointed at the folder, given one row so that
-    the folder exists (Hive logs an error when it deletes a missing one), and
-    dropped; then it is created and dropped once more to remove its own folder.
+    dropping a managed table deletes its location. So one row is written into
+    the folder, which creates it when missing (Hive logs an error when it
+    deletes a missing folder, and Spark a stack trace when it reads a table
+    whose folder is missing). Then a placeholder table `<identifier>__dbt_sweep`
+    is pointed at the folder and dropped, and it is created and dropped once
+    more to remove its own folder.
     Call it only for a relation that has just been dropped.
 -#}
 {% macro remove_orphaned_location(relation) %}
@@ -31,8 +33,10 @@
     {%- endif -%}
     {#- Spark names a managed table's folder after the lower-cased table name. -#}
     {%- set orphan = found.location.rsplit('/', 1)[0] ~ '/' ~ (relation.identifier | lower) -%}
+    {% do run_query(
+        "insert overwrite directory '" ~ orphan ~ "' using parquet select 0 as placeholder"
+    ) %}
     {% do run_query('alter table ' ~ sweep ~ " set location '" ~ orphan ~ "'") %}
-    {% do run_query('insert into ' ~ sweep ~ ' values (0)') %}
     {% do run_query('drop table ' ~ sweep) %}
     {% do run_query('create table ' ~ sweep ~ ' (placeholder int) using parquet') %}
     {% do run_query('drop table ' ~ sweep) %}

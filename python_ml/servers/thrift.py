@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 FILES = process.ServerFiles("thrift")
 SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
+# JVM option that points log4j at a configuration file.
+LOG4J_OPTION = "-Dlog4j2.configurationFile="
 DEFAULT_PORT = 10000
 DEFAULT_USER = "music_box"
 # Start-up takes about 15 s on an idle 2-core machine and several times that
@@ -105,6 +107,13 @@ def server_settings(master: str | None = None) -> dict[str, str]:
         Spark master URL; by default the project's ``spark.master``.
     """
     settings = metastore.apply_metastore_mode(config.spark_settings(), metastore.SHARED)
+    # The server's log file keeps Spark's default INFO level, which records
+    # what the server did with each session. The project's quieter log4j
+    # configuration is meant for interactive runs.
+    java_options = settings.get("spark.driver.extraJavaOptions", "").split()
+    settings["spark.driver.extraJavaOptions"] = " ".join(
+        option for option in java_options if not option.startswith(LOG4J_OPTION)
+    )
     settings["spark.app.name"] = "music_box_thrift"
     settings["spark.driver.host"] = process.LOOPBACK
     settings["spark.driver.bindAddress"] = process.LOOPBACK

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import GOLDEN_DIR
+from tests.conftest import BUILD_OUTPUT_FILE, GOLDEN_DIR
 from tests.integration.golden import (
     actual_summary,
     compare_frames,
@@ -92,3 +92,15 @@ def test_rejected_lines_keep_raw_text(read) -> None:
     assert lines["raw_line"].notna().all()
     assert lines["archive_name"].str.endswith(".log.tar.gz").all()
     assert (lines["line_number"] >= 1).all()
+
+
+def test_local_build_output_quiet(golden_build) -> None:
+    output = (golden_build / BUILD_OUTPUT_FILE).read_text("utf-8")
+    # conf/log4j2.properties silences the warning that dbt-spark's session
+    # builder triggers on every node, and leaves Spark's other warnings.
+    assert "Using an existing Spark session" not in output
+    assert "NativeCodeLoader" not in output
+    assert "Reconfiguration failed" not in output
+    # The orphan sweep of the table materialization reads no missing folder.
+    assert "FileNotFoundException" not in output
+    assert "Completed successfully" in output
