@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 from python_ml import churn, evaluate
 from python_ml.features import discover_features
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 COLUMNS = (
     "user_id bigint, play_count_7d bigint, play_count_30d bigint, download_count_30d bigint, "

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from sklearn import metrics as skm
 from python_ml import evaluate
 
 # Python workers must run this interpreter, which has pandas and pyarrow.
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 LABELS = np.array([0, 0, 1, 1])
 SCORES = np.array([0.1, 0.4, 0.35, 0.8])

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import pytest
 from pyspark.ml import Pipeline
 from pyspark.sql import types as st
 
 from python_ml import features
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 SCHEMA = st.StructType(
     [

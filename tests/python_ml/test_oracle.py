@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ from python_ml.generator import generate_dataset
 from python_ml.generator.truth import oracle_top_songs, read_users
 from python_ml.oracle import OBSERVED_COLUMN, GroundTruth
 from python_ml.report import ReportData
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="module")

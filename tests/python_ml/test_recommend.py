@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,6 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import functions as sf
 
 from python_ml import evaluate, recommend, splits
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 MOVIELENS = (
     Path(pyspark.__file__).parent / "data" / "mllib" / "als" / "sample_movielens_ratings.txt"

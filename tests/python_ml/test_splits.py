@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 from pyspark.sql import functions as sf
 
 from python_ml import splits
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 BIG_ID = 2**31 + 12_345
 

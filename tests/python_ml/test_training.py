@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +12,6 @@ from pyspark.sql import functions as sf
 
 from python_ml import churn, data, recommend, training
 from python_ml.report import ReportData, plot_roc
-
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 CHARTS = (
     "churn_roc.png",
