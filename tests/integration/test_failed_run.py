@@ -1,7 +1,11 @@
-"""A failing rebuild keeps the last good table; a good rebuild replaces it."""
+"""A failing rebuild keeps the last good table; a good rebuild replaces it.
+
+A rebuild also clears the unregistered folder that an interrupted one leaves.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -59,3 +63,19 @@ def test_good_rebuild_replaces_table(built: Path) -> None:
     assert nobody_in_sample.num_rows == everyone
     assert not any(nobody_in_sample.column("is_in_sample").to_pylist())
     assert not table_dir(built, f"{MODEL}__dbt_backup").exists()
+
+
+def test_rebuild_clears_orphaned_folder(built: Path) -> None:
+    before = row_count(built)
+    # An interrupted build that wrote the new table's files but never
+    # registered it leaves a folder that Spark will not create a table over.
+    orphan = table_dir(built, f"{MODEL}__dbt_new")
+    orphan.mkdir(parents=True, exist_ok=True)
+    part = next(table_dir(built, MODEL).glob("part-*"))
+    shutil.copy(part, orphan / part.name)
+
+    run_dbt(["run", "--select", MODEL], built)
+
+    assert row_count(built) == before
+    assert not orphan.exists()
+    assert not table_dir(built, f"{MODEL}__dbt_sweep").exists()
