@@ -5,6 +5,16 @@
     {%- endif -%}
     {%- set landing_schema = target.schema ~ '_landing' -%}
     {%- set root = var('landing_path').rstrip('/') -%}
+    {#- Spark resolves a relative table location against the schema's folder in
+        the warehouse, not against the directory dbt runs in. -#}
+    {%- if not root.startswith('/') and ':' not in root.split('/')[0] -%}
+        {% do exceptions.raise_compiler_error(
+            "landing_path '" ~ root ~ "' is relative, and Spark would look for it inside "
+            ~ "the warehouse: set MUSICBOX_DATA_DIR to an absolute folder "
+            ~ "(for example export MUSICBOX_DATA_DIR=\"$PWD/data\") or landing_path "
+            ~ "to an absolute path or URI"
+        ) %}
+    {%- endif -%}
     {% do run_query('create database if not exists ' ~ landing_schema) %}
     {%- for table_name in [
         'play_logs',

@@ -25,6 +25,11 @@
     {% do adapter.drop_relation(new_relation) %}
     {% do adapter.drop_relation(backup_relation) %}
     {% do remove_orphaned_location(new_relation) %}
+    {#- A folder under the model's own name without a table (a lost metastore, a
+        crash between the two renames) would block the final rename. -#}
+    {% if old_relation is none %}
+        {% do remove_orphaned_location(target_relation) %}
+    {% endif %}
 
     {{ run_hooks(pre_hooks) }}
 

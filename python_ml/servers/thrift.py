@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,8 +111,8 @@ def server_settings(master: str | None = None) -> dict[str, str]:
     # The server's log file keeps Spark's default INFO level, which records
     # what the server did with each session. The project's quieter log4j
     # configuration is meant for interactive runs.
-    java_options = settings.get("spark.driver.extraJavaOptions", "").split()
-    settings["spark.driver.extraJavaOptions"] = " ".join(
+    java_options = shlex.split(settings.get("spark.driver.extraJavaOptions", ""))
+    settings["spark.driver.extraJavaOptions"] = shlex.join(
         option for option in java_options if not option.startswith(LOG4J_OPTION)
     )
     settings["spark.app.name"] = "music_box_thrift"

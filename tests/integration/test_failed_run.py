@@ -79,3 +79,31 @@ def test_rebuild_clears_orphaned_folder(built: Path) -> None:
     assert row_count(built) == before
     assert not orphan.exists()
     assert not table_dir(built, f"{MODEL}__dbt_sweep").exists()
+
+
+def test_first_build_clears_folder_without_table(built: Path) -> None:
+    # The fixture built int_users_sampled and its parents only, so this
+    # sibling has no table yet. A folder under its name contains a stray file.
+    model = "int_users_bot_flagged"
+    folder = table_dir(built, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    stray = folder / "part-stray.parquet"
+    shutil.copy(next(table_dir(built, MODEL).glob("part-*")), stray)
+
+    run_dbt(["run", "--select", model], built)
+
+    assert not stray.exists()
+    assert list(folder.glob("part-*"))
+
+
+def test_relative_landing_path_rejected(built: Path) -> None:
+    before = row_count(built)
+
+    failing = run_dbt(
+        ["run", "--select", MODEL, "--vars", "{landing_path: data/landing}"], built, check=False
+    )
+
+    assert failing.returncode != 0
+    assert "landing_path 'data/landing' is relative" in failing.stdout
+    assert "MUSICBOX_DATA_DIR" in failing.stdout
+    assert row_count(built) == before
