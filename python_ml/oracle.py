@@ -57,9 +57,10 @@ class GroundTruth:
     def churn_probabilities(self, user_ids: list[int]) -> pd.DataFrame:
         """Return ``user_id`` and the true churn probabilities of the given users it contains.
 
-        ``churn_probability`` knows each user's hidden state on the snapshot
-        date; ``observed_churn_probability``, when the folder has it, infers
-        the state from the observed days and is the best any model can reach.
+        ``churn_probability`` is conditional on each user's hidden state on
+        the snapshot date. ``observed_churn_probability``, when the folder has
+        it, infers that state from the observed days, which makes it the best
+        any model can reach.
         Users missing from the ground truth, or whose probability is
         undefined (bots, users not yet joined), are left out.
         """
@@ -69,12 +70,13 @@ class GroundTruth:
             columns.append(OBSERVED_COLUMN)
         else:
             logger.info(
-                "ground truth %s has no %s; the observed-days oracle is left out",
+                "ground truth %s has no column %s, so the observed-days oracle is left "
+                "out; run `musicbox generate` again to add it",
                 self.path,
                 OBSERVED_COLUMN,
             )
-        wanted = users.loc[users["user_id"].isin(set(user_ids)), columns]
-        return wanted.dropna(subset=["churn_probability"]).reset_index(drop=True)
+        selected = users.loc[users["user_id"].isin(set(user_ids)), columns]
+        return selected.dropna(subset=["churn_probability"]).reset_index(drop=True)
 
     def top_songs_frame(self, users: DataFrame, n: int, exclude: DataFrame) -> DataFrame:
         """Return each user's true top ``n`` songs outside ``exclude`` as a recommendation frame.

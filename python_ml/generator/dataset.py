@@ -374,5 +374,5 @@ def generate_dataset(
 
 
 def _figure(value: float | None) -> float:
-    """Return a manifest figure, which stores NaN (too few users for a figure) as null."""
+    """Return a manifest figure, reading null (too few users for the figure) as NaN."""
     return math.nan if value is None else value
